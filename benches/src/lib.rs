@@ -1,0 +1,1 @@
+//! Criterion benchmarks for kintell-ingest; see `benches/`.

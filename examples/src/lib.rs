@@ -1,0 +1,1 @@
+//! Example programs for kintell-ingest; see `examples/`.

@@ -1,0 +1,1 @@
+//! The ingestion batch state machine: pure, time passed in, effects returned as data.

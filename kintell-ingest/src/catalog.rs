@@ -1,0 +1,1 @@
+//! Catalogue import: companies, beneficiary groups, campaigns, programme instances and users from JSON.

@@ -1,0 +1,25 @@
+//! Domain types: one newtype per constrained value, parsed once at the edge and trusted afterwards.
+//!
+//! Every type here has a private field and a `parse` (or `new`) that returns a typed error, so a value that exists
+//! is valid. Decimals are exact (see [`Decimal`]); nothing passes through binary floating point.
+
+mod enums;
+mod ids;
+mod number;
+mod text;
+mod time;
+
+pub use enums::{
+    ActivityKind, BackfillEntity, BatchStatus, CampaignStatus, CourseStatus, Decision, EndReason, EntityKind,
+    EnrollmentRole, EnrollmentStatus, EnumError, ImportMethod, InstanceStatus, LanguageLevel, MatchStatus,
+    ProgramType, RequestedAction, SessionType, UserRole,
+};
+pub use ids::{
+    ActivityId, AssociationId, BatchId, CampaignId, CompanyId, GroupId, InstanceId, RunId, StableKind, UserId,
+    stable_id,
+};
+pub use number::{
+    Confidence, Decimal, DurationMinutes, FinalScore, NumberError, ProgressPercent, Rating, parse_integer,
+};
+pub use text::{CourseId, Email, Key, Name, ProgramSlug, Provider, SessionId, Tag, Tags, TextError};
+pub use time::{OffsetError, TimeZoneOffset};

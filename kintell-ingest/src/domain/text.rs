@@ -1,0 +1,377 @@
+//! Constrained strings: emails, session ids, keys, slugs, tags.
+
+use std::fmt;
+
+/// Why a string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// Nothing left after trimming.
+    #[error("{what} is empty")]
+    Empty {
+        /// What was being parsed.
+        what: &'static str,
+    },
+    /// Longer than its column allows (counted in characters).
+    #[error("{what} is {len} characters long, more than the {max} allowed")]
+    TooLong {
+        /// What was being parsed.
+        what: &'static str,
+        /// Its length in characters.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// Not of the required shape.
+    #[error("{value:?} is not a valid {what}: {why}")]
+    Invalid {
+        /// What was being parsed.
+        what: &'static str,
+        /// The input.
+        value: String,
+        /// The rule it breaks.
+        why: &'static str,
+    },
+}
+
+fn bounded<'a>(input: &'a str, what: &'static str, max: usize) -> Result<&'a str, TextError> {
+    let t = input.trim();
+    if t.is_empty() {
+        return Err(TextError::Empty { what });
+    }
+    // Byte length bounds the character count from above, so most values skip the count.
+    if t.len() > max {
+        let len = t.chars().count();
+        if len > max {
+            return Err(TextError::TooLong { what, len, max });
+        }
+    }
+    Ok(t)
+}
+
+/// Defines a trimmed, non-empty string newtype with a maximum length in characters.
+macro_rules! bounded_string {
+    ($(#[$meta:meta])* $name:ident, $what:literal, $max:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The maximum length in characters.
+            pub const MAX_CHARS: usize = $max;
+
+            /// Trims and checks the length.
+            ///
+            /// # Errors
+            /// [`TextError::Empty`] or [`TextError::TooLong`].
+            pub fn parse(input: &str) -> Result<Self, TextError> {
+                bounded(input, $what, $max).map(|t| $name(t.to_owned()))
+            }
+
+            /// The value.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+bounded_string!(
+    /// An external session id (`session_id`, `booking_id`): 1 to 255 characters, case-sensitive.
+    SessionId, "session id", 255
+);
+bounded_string!(
+    /// A course id: 1 to 255 characters, case-sensitive.
+    CourseId, "course id", 255
+);
+bounded_string!(
+    /// A catalogue key (company, beneficiary group, campaign): 1 to 255 characters.
+    Key, "key", 255
+);
+bounded_string!(
+    /// A display name: 1 to 255 characters.
+    Name, "name", 255
+);
+
+/// A course provider: trimmed, lower-cased, 1 to 100 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Provider(String);
+
+impl Provider {
+    /// The maximum length in characters.
+    pub const MAX_CHARS: usize = 100;
+
+    /// Trims, lower-cases and checks the length.
+    ///
+    /// # Errors
+    /// [`TextError::Empty`] or [`TextError::TooLong`].
+    pub fn parse(input: &str) -> Result<Self, TextError> {
+        bounded(input, "provider", Self::MAX_CHARS).map(|t| Provider(t.to_lowercase()))
+    }
+
+    /// The value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An email address, trimmed and lower-cased.
+///
+/// At most 254 characters, exactly one `@`, a non-empty local part without spaces, a domain with a dot and no empty
+/// label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    /// The maximum length in characters.
+    pub const MAX_CHARS: usize = 254;
+
+    /// Parses and normalises an address.
+    ///
+    /// # Errors
+    /// [`TextError::Empty`], [`TextError::TooLong`] or [`TextError::Invalid`] naming the rule broken.
+    pub fn parse(input: &str) -> Result<Self, TextError> {
+        let t = bounded(input, "email", Self::MAX_CHARS)?;
+        let invalid = |why| TextError::Invalid { what: "email", value: t.to_owned(), why };
+        let mut parts = t.split('@');
+        let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(invalid("it must contain exactly one @"));
+        };
+        if local.is_empty() {
+            return Err(invalid("the part before @ is empty"));
+        }
+        if t.chars().any(char::is_whitespace) {
+            return Err(invalid("it contains a space"));
+        }
+        if !domain.contains('.') {
+            return Err(invalid("the domain has no dot"));
+        }
+        if domain.split('.').any(str::is_empty) {
+            return Err(invalid("the domain has an empty label"));
+        }
+        let lower = if t.bytes().any(|b| b.is_ascii_uppercase()) || !t.is_ascii() {
+            t.to_lowercase()
+        } else {
+            t.to_owned()
+        };
+        Ok(Email(lower))
+    }
+
+    /// The normalised address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Email {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A programme instance slug: trimmed, lower-cased, 1 to 255 characters of `a-z`, `0-9`, `-`, `_` and `.`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct ProgramSlug(String);
+
+impl ProgramSlug {
+    /// The maximum length in characters.
+    pub const MAX_CHARS: usize = 255;
+
+    /// Parses a slug; upper-case letters are lowered.
+    ///
+    /// # Errors
+    /// [`TextError::Empty`], [`TextError::TooLong`] or [`TextError::Invalid`].
+    pub fn parse(input: &str) -> Result<Self, TextError> {
+        let t = bounded(input, "programme slug", Self::MAX_CHARS)?;
+        if !t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+            return Err(TextError::Invalid {
+                what: "programme slug",
+                value: t.to_owned(),
+                why: "only letters, digits, '-', '_' and '.' are allowed",
+            });
+        }
+        Ok(ProgramSlug(t.to_ascii_lowercase()))
+    }
+
+    /// The slug.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProgramSlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ProgramSlug {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A normalised tag: trimmed and lower-cased, never empty.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Tag(String);
+
+impl Tag {
+    /// Normalises a tag; `None` when it trims to nothing (such tags are dropped, not errors).
+    pub fn normalise(input: &str) -> Option<Self> {
+        let t = input.trim();
+        (!t.is_empty()).then(|| Tag(t.to_lowercase()))
+    }
+
+    /// The tag.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A set of normalised tags: deduplicated and sorted, so equal sets compare equal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct Tags(Vec<Tag>);
+
+impl Tags {
+    /// Normalises each tag, dropping empty ones and duplicates.
+    pub fn from_raw<I, S>(raw: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut v: Vec<Tag> = raw.into_iter().filter_map(|s| Tag::normalise(s.as_ref())).collect();
+        v.sort();
+        v.dedup();
+        Tags(v)
+    }
+
+    /// The tags, sorted.
+    pub fn as_slice(&self) -> &[Tag] {
+        &self.0
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether `tag` is in the set.
+    pub fn contains(&self, tag: &Tag) -> bool {
+        self.0.binary_search(tag).is_ok()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Tags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <Vec<String> as serde::Deserialize>::deserialize(d)?;
+        Ok(Tags::from_raw(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(Email::parse("  Anna.O'Neil+kg@Example.COM ").unwrap().as_str(), "anna.o'neil+kg@example.com");
+        for bad in ["", "no-at-sign", "a@b@c.d", "@example.com", "a b@example.com", "a@example", "a@example..com", "a@.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(matches!(Email::parse(&long), Err(TextError::TooLong { max: 254, .. })));
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        assert!(SessionId::parse(&"д".repeat(255)).is_ok());
+        assert!(matches!(SessionId::parse(&"д".repeat(256)), Err(TextError::TooLong { len: 256, max: 255, .. })));
+        assert!(matches!(SessionId::parse("   "), Err(TextError::Empty { .. })));
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(ProgramSlug::parse("Mentors-Ukraine-2024-Q4").unwrap().as_str(), "mentors-ukraine-2024-q4");
+        assert!(ProgramSlug::parse("a b").is_err());
+    }
+
+    #[test]
+    fn tags_normalise() {
+        let t = Tags::from_raw([" Refugees", "refugees", "", "  ", "Ukrainian"]);
+        assert_eq!(t.as_slice().iter().map(Tag::as_str).collect::<Vec<_>>(), ["refugees", "ukrainian"]);
+    }
+
+    proptest! {
+        #[test]
+        fn valid_emails_parse_and_round_trip(local in "[a-zA-Z0-9._+'-]{1,40}", d1 in "[a-z0-9-]{1,20}", d2 in "[a-z]{2,6}") {
+            let raw = format!("{local}@{d1}.{d2}");
+            let e = Email::parse(&raw).unwrap();
+            prop_assert_eq!(e.as_str(), raw.to_lowercase());
+            prop_assert_eq!(Email::parse(e.as_str()).unwrap(), e.clone());
+        }
+
+        #[test]
+        fn session_ids_round_trip(s in "[^\\s][^\\r\\n]{0,100}[^\\s]") {
+            let id = SessionId::parse(&s).unwrap();
+            prop_assert_eq!(id.as_str(), s.trim());
+            prop_assert_eq!(SessionId::parse(&id.to_string()).unwrap(), id);
+        }
+
+        #[test]
+        fn slugs_round_trip(s in "[a-z0-9][a-z0-9._-]{0,60}") {
+            let slug = ProgramSlug::parse(&s).unwrap();
+            prop_assert_eq!(ProgramSlug::parse(slug.as_str()).unwrap(), slug);
+        }
+
+        #[test]
+        fn any_string_never_panics(s in any::<String>()) {
+            let _ = Email::parse(&s);
+            let _ = ProgramSlug::parse(&s);
+            let _ = Provider::parse(&s);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Stores: the in-memory store, and the SQLite and PostgreSQL stores behind their features.

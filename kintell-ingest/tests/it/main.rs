@@ -1,0 +1,8 @@
+//! The library's integration tests: one binary, one module per area.
+
+mod batch;
+mod catalog;
+mod formats;
+mod migrations;
+mod scoring;
+mod stores;
