@@ -349,7 +349,10 @@ impl Decision {
 
     /// Whether the activity's `program_instance_id` is set from this decision.
     pub const fn links(self) -> bool {
-        matches!(self, Decision::Explicit | Decision::Auto | Decision::Accepted)
+        matches!(
+            self,
+            Decision::Explicit | Decision::Auto | Decision::Accepted
+        )
     }
 }
 
@@ -407,7 +410,10 @@ mod tests {
     #[test]
     fn unknown_name_lists_the_expected_ones() {
         let e = MatchStatus::parse("paused").unwrap_err();
-        assert_eq!(e.to_string(), "\"paused\" is not a valid match status (expected one of: active, inactive, ended)");
+        assert_eq!(
+            e.to_string(),
+            "\"paused\" is not a valid match status (expected one of: active, inactive, ended)"
+        );
     }
 
     #[test]

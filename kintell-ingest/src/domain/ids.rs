@@ -99,7 +99,10 @@ impl StableKind {
 /// The stable id of a catalogue row: UUIDv5 in the URL namespace of `kintell-ingest:<kind>:<key>`, the same on
 /// every machine and every import.
 pub fn stable_id(kind: StableKind, key: &str) -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("kintell-ingest:{}:{key}", kind.name()).as_bytes())
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("kintell-ingest:{}:{key}", kind.name()).as_bytes(),
+    )
 }
 
 impl CompanyId {
@@ -143,9 +146,18 @@ mod tests {
 
     #[test]
     fn stable_ids_use_the_url_namespace() {
-        assert_eq!(Uuid::NAMESPACE_URL.to_string(), "6ba7b811-9dad-11d1-80b4-00c04fd430c8");
+        assert_eq!(
+            Uuid::NAMESPACE_URL.to_string(),
+            "6ba7b811-9dad-11d1-80b4-00c04fd430c8"
+        );
         let a = stable_id(StableKind::Campaign, "acme-mentors-2024");
-        assert_eq!(a, Uuid::new_v5(&Uuid::NAMESPACE_URL, b"kintell-ingest:campaign:acme-mentors-2024"));
+        assert_eq!(
+            a,
+            Uuid::new_v5(
+                &Uuid::NAMESPACE_URL,
+                b"kintell-ingest:campaign:acme-mentors-2024"
+            )
+        );
         assert_eq!(a.get_version_num(), 5);
         assert_ne!(a, stable_id(StableKind::Company, "acme-mentors-2024"));
     }

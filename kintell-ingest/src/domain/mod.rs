@@ -10,16 +10,19 @@ mod text;
 mod time;
 
 pub use enums::{
-    ActivityKind, BackfillEntity, BatchStatus, CampaignStatus, CourseStatus, Decision, EndReason, EntityKind,
-    EnrollmentRole, EnrollmentStatus, EnumError, ImportMethod, InstanceStatus, LanguageLevel, MatchStatus,
-    ProgramType, RequestedAction, SessionType, UserRole,
+    ActivityKind, BackfillEntity, BatchStatus, CampaignStatus, CourseStatus, Decision, EndReason,
+    EnrollmentRole, EnrollmentStatus, EntityKind, EnumError, ImportMethod, InstanceStatus,
+    LanguageLevel, MatchStatus, ProgramType, RequestedAction, SessionType, UserRole,
 };
 pub use ids::{
-    ActivityId, AssociationId, BatchId, CampaignId, CompanyId, GroupId, InstanceId, RunId, StableKind, UserId,
-    stable_id,
+    ActivityId, AssociationId, BatchId, CampaignId, CompanyId, GroupId, InstanceId, RunId,
+    StableKind, UserId, stable_id,
 };
 pub use number::{
-    Confidence, Decimal, DurationMinutes, FinalScore, NumberError, ProgressPercent, Rating, parse_integer,
+    Confidence, Decimal, DurationMinutes, FinalScore, NumberError, ProgressPercent, Rating,
+    parse_integer,
 };
-pub use text::{CourseId, Email, Key, Name, ProgramSlug, Provider, SessionId, Tag, Tags, TextError};
+pub use text::{
+    CourseId, Email, Key, Name, ProgramSlug, Provider, SessionId, Tag, Tags, TextError,
+};
 pub use time::{OffsetError, TimeZoneOffset};

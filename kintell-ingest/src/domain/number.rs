@@ -47,7 +47,10 @@ enum Parsed {
 }
 
 fn parse_decimal(input: &str) -> Result<Parsed, NumberError> {
-    let invalid = || NumberError::Invalid { what: "decimal", value: input.to_owned() };
+    let invalid = || NumberError::Invalid {
+        what: "decimal",
+        value: input.to_owned(),
+    };
     let t = input.trim();
     let (negative, body) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -77,7 +80,10 @@ fn parse_decimal(input: &str) -> Result<Parsed, NumberError> {
         units = units * 10 + i128::from(b - b'0');
     }
     let units = if negative { -units } else { units };
-    Ok(Parsed::Value(Decimal { units, scale: frac.len() as u32 }))
+    Ok(Parsed::Value(Decimal {
+        units,
+        scale: frac.len() as u32,
+    }))
 }
 
 impl Decimal {
@@ -85,7 +91,11 @@ impl Decimal {
     ///
     /// # Errors
     /// [`NumberError::Invalid`] for bad syntax, [`NumberError::OutOfRange`] outside the bounds.
-    pub fn parse_in_range(input: &str, min_hundredths: i64, max_hundredths: i64) -> Result<Self, NumberError> {
+    pub fn parse_in_range(
+        input: &str,
+        min_hundredths: i64,
+        max_hundredths: i64,
+    ) -> Result<Self, NumberError> {
         let out_of_range = || NumberError::OutOfRange {
             value: input.trim().to_owned(),
             min: render_hundredths(min_hundredths),
@@ -94,8 +104,14 @@ impl Decimal {
         match parse_decimal(input)? {
             Parsed::Huge => Err(out_of_range()),
             Parsed::Value(d) => {
-                let lo = Decimal { units: i128::from(min_hundredths), scale: 2 };
-                let hi = Decimal { units: i128::from(max_hundredths), scale: 2 };
+                let lo = Decimal {
+                    units: i128::from(min_hundredths),
+                    scale: 2,
+                };
+                let hi = Decimal {
+                    units: i128::from(max_hundredths),
+                    scale: 2,
+                };
                 if d.cmp_exact(&lo).is_lt() || d.cmp_exact(&hi).is_gt() {
                     Err(out_of_range())
                 } else {
@@ -147,11 +163,22 @@ pub fn parse_integer(input: &str, min: i64, max: i64) -> Result<i64, NumberError
     let t = input.trim();
     let digits = t.strip_prefix('-').unwrap_or(t);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(NumberError::Invalid { what: "integer", value: input.to_owned() });
+        return Err(NumberError::Invalid {
+            what: "integer",
+            value: input.to_owned(),
+        });
     }
-    let out_of_range = || NumberError::OutOfRange { value: t.to_owned(), min: min.to_string(), max: max.to_string() };
+    let out_of_range = || NumberError::OutOfRange {
+        value: t.to_owned(),
+        min: min.to_string(),
+        max: max.to_string(),
+    };
     let v: i64 = t.parse().map_err(|_| out_of_range())?;
-    if v < min || v > max { Err(out_of_range()) } else { Ok(v) }
+    if v < min || v > max {
+        Err(out_of_range())
+    } else {
+        Ok(v)
+    }
 }
 
 /// A session rating normalised to 0..=1, held in hundredths (column `NUMERIC(3,2)`).
@@ -184,11 +211,15 @@ impl Rating {
     /// # Errors
     /// [`NumberError::OutOfRange`] above 100.
     pub fn from_hundredths(h: i64) -> Result<Self, NumberError> {
-        u8::try_from(h).ok().filter(|v| *v <= 100).map(Rating).ok_or_else(|| NumberError::OutOfRange {
-            value: render_hundredths(h),
-            min: "0".into(),
-            max: "1".into(),
-        })
+        u8::try_from(h)
+            .ok()
+            .filter(|v| *v <= 100)
+            .map(Rating)
+            .ok_or_else(|| NumberError::OutOfRange {
+                value: render_hundredths(h),
+                min: "0".into(),
+                max: "1".into(),
+            })
     }
 
     /// The rating in hundredths (0..=100).
@@ -222,11 +253,15 @@ impl FinalScore {
     /// # Errors
     /// [`NumberError::OutOfRange`] outside 0..=10000.
     pub fn from_hundredths(h: i64) -> Result<Self, NumberError> {
-        u16::try_from(h).ok().filter(|v| *v <= 10_000).map(FinalScore).ok_or_else(|| NumberError::OutOfRange {
-            value: render_hundredths(h),
-            min: "0".into(),
-            max: "100".into(),
-        })
+        u16::try_from(h)
+            .ok()
+            .filter(|v| *v <= 10_000)
+            .map(FinalScore)
+            .ok_or_else(|| NumberError::OutOfRange {
+                value: render_hundredths(h),
+                min: "0".into(),
+                max: "100".into(),
+            })
     }
 
     /// The score in hundredths (0..=10000).
@@ -326,23 +361,43 @@ mod tests {
         assert_eq!(r("1").unwrap(), "0.00");
         assert_eq!(r("4").unwrap(), "0.75");
         assert_eq!(r("2.02").unwrap(), "0.26"); // 0.255 → 0.26
-        assert!(matches!(Rating::parse_five_point("5.0001"), Err(NumberError::OutOfRange { .. })));
-        assert!(matches!(Rating::parse_five_point("0.99"), Err(NumberError::OutOfRange { .. })));
-        assert!(matches!(Rating::parse_five_point("9"), Err(NumberError::OutOfRange { .. })));
+        assert!(matches!(
+            Rating::parse_five_point("5.0001"),
+            Err(NumberError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            Rating::parse_five_point("0.99"),
+            Err(NumberError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            Rating::parse_five_point("9"),
+            Err(NumberError::OutOfRange { .. })
+        ));
     }
 
     #[test]
     fn unit_ratings_check_range_before_rounding() {
         assert_eq!(Rating::parse_unit("0.995").unwrap().to_string(), "1.00");
-        assert!(matches!(Rating::parse_unit("1.001"), Err(NumberError::OutOfRange { .. })));
+        assert!(matches!(
+            Rating::parse_unit("1.001"),
+            Err(NumberError::OutOfRange { .. })
+        ));
         assert!(matches!(Rating::parse_unit("-0"), Ok(_)));
-        assert!(matches!(Rating::parse_unit("-0.01"), Err(NumberError::OutOfRange { .. })));
+        assert!(matches!(
+            Rating::parse_unit("-0.01"),
+            Err(NumberError::OutOfRange { .. })
+        ));
     }
 
     #[test]
     fn decimal_syntax() {
-        for bad in ["", "1e3", "+1", ".5", "5.", "1,5", "0x10", "- 1", "NaN", "1.2.3"] {
-            assert!(matches!(FinalScore::parse(bad), Err(NumberError::Invalid { .. })), "{bad:?}");
+        for bad in [
+            "", "1e3", "+1", ".5", "5.", "1,5", "0x10", "- 1", "NaN", "1.2.3",
+        ] {
+            assert!(
+                matches!(FinalScore::parse(bad), Err(NumberError::Invalid { .. })),
+                "{bad:?}"
+            );
         }
         assert_eq!(FinalScore::parse("92.5").unwrap().to_string(), "92.50");
         assert_eq!(FinalScore::parse("0099.999").unwrap().to_string(), "100.00");
@@ -358,10 +413,22 @@ mod tests {
     fn integers() {
         assert_eq!(DurationMinutes::parse("60").unwrap().get(), 60);
         for bad in ["6.0", "1e2", "0x1", "+5", "", "-"] {
-            assert!(matches!(DurationMinutes::parse(bad), Err(NumberError::Invalid { .. })), "{bad:?}");
+            assert!(
+                matches!(
+                    DurationMinutes::parse(bad),
+                    Err(NumberError::Invalid { .. })
+                ),
+                "{bad:?}"
+            );
         }
         for out in ["0", "-5", "481", "99999999999999999999999"] {
-            assert!(matches!(DurationMinutes::parse(out), Err(NumberError::OutOfRange { .. })), "{out:?}");
+            assert!(
+                matches!(
+                    DurationMinutes::parse(out),
+                    Err(NumberError::OutOfRange { .. })
+                ),
+                "{out:?}"
+            );
         }
     }
 

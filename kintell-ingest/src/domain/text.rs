@@ -153,7 +153,11 @@ impl Email {
     /// [`TextError::Empty`], [`TextError::TooLong`] or [`TextError::Invalid`] naming the rule broken.
     pub fn parse(input: &str) -> Result<Self, TextError> {
         let t = bounded(input, "email", Self::MAX_CHARS)?;
-        let invalid = |why| TextError::Invalid { what: "email", value: t.to_owned(), why };
+        let invalid = |why| TextError::Invalid {
+            what: "email",
+            value: t.to_owned(),
+            why,
+        };
         let mut parts = t.split('@');
         let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(invalid("it must contain exactly one @"));
@@ -212,7 +216,10 @@ impl ProgramSlug {
     /// [`TextError::Empty`], [`TextError::TooLong`] or [`TextError::Invalid`].
     pub fn parse(input: &str) -> Result<Self, TextError> {
         let t = bounded(input, "programme slug", Self::MAX_CHARS)?;
-        if !t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        if !t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
             return Err(TextError::Invalid {
                 what: "programme slug",
                 value: t.to_owned(),
@@ -277,7 +284,10 @@ impl Tags {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut v: Vec<Tag> = raw.into_iter().filter_map(|s| Tag::normalise(s.as_ref())).collect();
+        let mut v: Vec<Tag> = raw
+            .into_iter()
+            .filter_map(|s| Tag::normalise(s.as_ref()))
+            .collect();
         v.sort();
         v.dedup();
         Tags(v)
@@ -318,31 +328,66 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(Email::parse("  Anna.O'Neil+kg@Example.COM ").unwrap().as_str(), "anna.o'neil+kg@example.com");
-        for bad in ["", "no-at-sign", "a@b@c.d", "@example.com", "a b@example.com", "a@example", "a@example..com", "a@.com"] {
+        assert_eq!(
+            Email::parse("  Anna.O'Neil+kg@Example.COM ")
+                .unwrap()
+                .as_str(),
+            "anna.o'neil+kg@example.com"
+        );
+        for bad in [
+            "",
+            "no-at-sign",
+            "a@b@c.d",
+            "@example.com",
+            "a b@example.com",
+            "a@example",
+            "a@example..com",
+            "a@.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
         let long = format!("{}@example.com", "a".repeat(250));
-        assert!(matches!(Email::parse(&long), Err(TextError::TooLong { max: 254, .. })));
+        assert!(matches!(
+            Email::parse(&long),
+            Err(TextError::TooLong { max: 254, .. })
+        ));
     }
 
     #[test]
     fn lengths_count_characters_not_bytes() {
         assert!(SessionId::parse(&"д".repeat(255)).is_ok());
-        assert!(matches!(SessionId::parse(&"д".repeat(256)), Err(TextError::TooLong { len: 256, max: 255, .. })));
-        assert!(matches!(SessionId::parse("   "), Err(TextError::Empty { .. })));
+        assert!(matches!(
+            SessionId::parse(&"д".repeat(256)),
+            Err(TextError::TooLong {
+                len: 256,
+                max: 255,
+                ..
+            })
+        ));
+        assert!(matches!(
+            SessionId::parse("   "),
+            Err(TextError::Empty { .. })
+        ));
     }
 
     #[test]
     fn slugs() {
-        assert_eq!(ProgramSlug::parse("Mentors-Ukraine-2024-Q4").unwrap().as_str(), "mentors-ukraine-2024-q4");
+        assert_eq!(
+            ProgramSlug::parse("Mentors-Ukraine-2024-Q4")
+                .unwrap()
+                .as_str(),
+            "mentors-ukraine-2024-q4"
+        );
         assert!(ProgramSlug::parse("a b").is_err());
     }
 
     #[test]
     fn tags_normalise() {
         let t = Tags::from_raw([" Refugees", "refugees", "", "  ", "Ukrainian"]);
-        assert_eq!(t.as_slice().iter().map(Tag::as_str).collect::<Vec<_>>(), ["refugees", "ukrainian"]);
+        assert_eq!(
+            t.as_slice().iter().map(Tag::as_str).collect::<Vec<_>>(),
+            ["refugees", "ukrainian"]
+        );
     }
 
     proptest! {

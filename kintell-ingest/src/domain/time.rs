@@ -35,7 +35,9 @@ impl TimeZoneOffset {
             _ => return Err(err()),
         };
         let digits: String = rest.chars().filter(|c| *c != ':').collect();
-        if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) || (rest.len() == 5 && &rest[2..3] != ":")
+        if digits.len() != 4
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || (rest.len() == 5 && &rest[2..3] != ":")
         {
             return Err(err());
         }
@@ -44,7 +46,9 @@ impl TimeZoneOffset {
         if h > 23 || m > 59 {
             return Err(err());
         }
-        FixedOffset::east_opt(sign * (h * 3600 + m * 60)).map(TimeZoneOffset).ok_or_else(err)
+        FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+            .map(TimeZoneOffset)
+            .ok_or_else(err)
     }
 
     /// The chrono offset.
@@ -88,8 +92,20 @@ mod tests {
 
     #[test]
     fn offsets() {
-        assert_eq!(TimeZoneOffset::parse("+01:00").unwrap().fixed().local_minus_utc(), 3600);
-        assert_eq!(TimeZoneOffset::parse("-05:30").unwrap().fixed().local_minus_utc(), -19800);
+        assert_eq!(
+            TimeZoneOffset::parse("+01:00")
+                .unwrap()
+                .fixed()
+                .local_minus_utc(),
+            3600
+        );
+        assert_eq!(
+            TimeZoneOffset::parse("-05:30")
+                .unwrap()
+                .fixed()
+                .local_minus_utc(),
+            -19800
+        );
         assert_eq!(TimeZoneOffset::parse("Z").unwrap(), TimeZoneOffset::UTC);
         for bad in ["", "01:00", "+1:00", "+24:00", "+01:60", "+01-00", "+0100x"] {
             assert!(TimeZoneOffset::parse(bad).is_err(), "{bad:?}");

@@ -6,3 +6,4 @@ mod formats;
 mod migrations;
 mod scoring;
 mod stores;
+mod support;
