@@ -1,1 +1,381 @@
-//! Repository ports: the traits the pipeline speaks to, in domain types only; stores implement them.
+//! Repository ports: the traits the library speaks to, in domain types only; stores implement them.
+//!
+//! Every store (in-memory, SQLite, PostgreSQL) implements the same traits and passes the same contract suite.
+//! Signatures hold no driver type: a store translates its driver's errors into [`StoreError`], so a unique
+//! violation is [`StoreError::Duplicate`], a check violation [`StoreError::Invalid`] and a foreign-key violation
+//! [`StoreError::MissingReference`] on every backend.
+//!
+//! Writes that must be all-or-nothing go through a [`UnitOfWork`]: the store hands one out with
+//! [`UnitOfWorkFactory::begin`], the caller does its look-ups and writes, then commits or rolls back. Dropping a unit
+//! of work without committing rolls it back.
+
+use crate::domain::{
+    ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
+    BatchStatus, BeneficiaryGroup, Campaign, Company, Email, EntityKind, InstanceId, Key, NewBatch,
+    ProgramInstance, ProgramSlug, User,
+};
+use async_trait::async_trait;
+
+/// A boxed error from a driver, kept as the source of a [`StoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a store operation can fail with, the same on every store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write; `constraint` names it (index or constraint name, or the columns).
+    #[error("duplicate: {constraint} already holds this value")]
+    Duplicate {
+        /// The constraint that refused the write.
+        constraint: String,
+    },
+    /// A check constraint refused the write.
+    #[error("invalid value: {constraint} refused it")]
+    Invalid {
+        /// The constraint that refused the write.
+        constraint: String,
+    },
+    /// A foreign key refused the write: the referenced row does not exist (or is still referenced).
+    #[error("missing reference: {constraint}")]
+    MissingReference {
+        /// The constraint that refused the write.
+        constraint: String,
+    },
+    /// A stored value could not be parsed back into its domain type.
+    #[error("stored data is not valid: {what}")]
+    Corrupt {
+        /// What was wrong, naming table and column.
+        what: String,
+    },
+    /// The database could not be reached or answered with an error of its own.
+    #[error("database error: {message}")]
+    Backend {
+        /// What was being done.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// Shorthand for results of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How an upsert of many rows went: each row is counted in exactly one field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpsertCounts {
+    /// Rows that did not exist.
+    pub inserted: u64,
+    /// Rows that existed with other values and were changed.
+    pub updated: u64,
+    /// Rows that existed with the same values and were left as they were.
+    pub unchanged: u64,
+}
+
+impl UpsertCounts {
+    /// Adds another count to this one.
+    pub fn add(&mut self, other: UpsertCounts) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+}
+
+/// The condition under which a batch row may be overwritten: what the writer last saw.
+///
+/// A write whose guard does not match the stored row changes nothing (the lease was lost, or another worker moved
+/// the batch on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchGuard {
+    /// The lease owner the row must still have (`None`: no owner).
+    pub lease_owner: Option<String>,
+    /// The status the row must still have.
+    pub status: BatchStatus,
+    /// The resume point the row must still have.
+    pub last_processed_row: i64,
+}
+
+impl BatchGuard {
+    /// The guard matching `batch` as it is now.
+    pub fn of(batch: &BatchRecord) -> Self {
+        BatchGuard {
+            lease_owner: batch.lease_owner.clone(),
+            status: batch.status,
+            last_processed_row: batch.last_processed_row,
+        }
+    }
+
+    /// Whether a stored row satisfies the guard.
+    pub fn matches(&self, stored: &BatchRecord) -> bool {
+        stored.lease_owner == self.lease_owner
+            && stored.status == self.status
+            && stored.last_processed_row == self.last_processed_row
+    }
+}
+
+/// Filter for [`BatchRepository::list_batches`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchFilter {
+    /// Only batches in this status.
+    pub status: Option<BatchStatus>,
+    /// Only batches of this entity.
+    pub entity_kind: Option<EntityKind>,
+    /// At most this many (newest first); `None` for all.
+    pub limit: Option<u32>,
+}
+
+/// The catalogue as association needs it: loaded once per batch or backfill run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogData {
+    /// Every company.
+    pub companies: Vec<Company>,
+    /// Every beneficiary group.
+    pub groups: Vec<BeneficiaryGroup>,
+    /// Every campaign.
+    pub campaigns: Vec<Campaign>,
+    /// Every programme instance.
+    pub instances: Vec<ProgramInstance>,
+}
+
+/// The writes of one transaction: a chunk of an import, a catalogue import, a page of a backfill.
+///
+/// Nothing is visible to others before [`UnitOfWork::commit`]; [`UnitOfWork::rollback`], an error the caller does
+/// not recover from, or dropping the unit of work, leaves the store as it was. Look-ups see the unit's own writes.
+///
+/// # Errors
+/// Every method returns [`StoreError::Backend`] when the database fails; writes also return the constraint errors
+/// named on each method. After an error the unit of work must be rolled back (on PostgreSQL the transaction is
+/// aborted).
+#[async_trait]
+pub trait UnitOfWork: Send {
+    /// The users with these emails, in no particular order (one query however many emails).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], or [`StoreError::Corrupt`] for a stored row that does not parse.
+    async fn users_by_email(&mut self, emails: &[Email]) -> StoreResult<Vec<User>>;
+
+    /// The companies with these slugs, in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn companies_by_slug(&mut self, slugs: &[Key]) -> StoreResult<Vec<Company>>;
+
+    /// The programme instances with these slugs, in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn instances_by_slug(
+        &mut self,
+        slugs: &[ProgramSlug],
+    ) -> StoreResult<Vec<ProgramInstance>>;
+
+    /// Inserts or updates companies by id, changing only rows whose values differ.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when another company has the slug.
+    async fn upsert_companies(&mut self, rows: &[Company]) -> StoreResult<UpsertCounts>;
+
+    /// Inserts or updates beneficiary groups by id, changing only rows whose values differ.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when another group has the key.
+    async fn upsert_groups(&mut self, rows: &[BeneficiaryGroup]) -> StoreResult<UpsertCounts>;
+
+    /// Inserts or updates campaigns by id, changing only rows whose values differ.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when another campaign has the key; [`StoreError::MissingReference`] for an
+    /// unknown company or group; [`StoreError::Invalid`] when `end_date < start_date`.
+    async fn upsert_campaigns(&mut self, rows: &[Campaign]) -> StoreResult<UpsertCounts>;
+
+    /// Inserts or updates programme instances by id, changing only rows whose values differ; an update keeps the
+    /// stored `created_at`.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when another instance has the slug; [`StoreError::MissingReference`] for an
+    /// unknown company or campaign; [`StoreError::Invalid`] when `end_date < start_date`.
+    async fn upsert_instances(&mut self, rows: &[ProgramInstance]) -> StoreResult<UpsertCounts>;
+
+    /// Inserts or updates users by id, changing only rows whose values differ.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when another user has the email; [`StoreError::MissingReference`] for an unknown
+    /// company.
+    async fn upsert_users(&mut self, rows: &[User]) -> StoreResult<UpsertCounts>;
+
+    /// Inserts or updates associations by (`activity_kind`, `activity_id`), changing only rows whose values differ.
+    /// A stored human decision (`accepted`, `rejected`) is never changed, and a stored `explicit` decision is
+    /// changed only by another `explicit` one; such rows count as unchanged. The id of an existing row is kept.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown campaign, instance, batch or run.
+    async fn upsert_associations(&mut self, rows: &[Association]) -> StoreResult<UpsertCounts>;
+
+    /// Overwrites the mutable columns of a batch if the stored row still satisfies `guard`; returns whether it did.
+    /// `false` means the lease was lost or the batch moved on: the caller rolls back and stops.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] when the counters break the table's checks; [`StoreError::Duplicate`] when the
+    /// status change collides with another in-flight batch of the same file.
+    async fn save_batch(&mut self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool>;
+
+    /// Makes every write of this unit visible at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`]; then nothing was written.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+
+    /// Discards every write of this unit.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`]; nothing was written either way.
+    async fn rollback(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// Hands out units of work.
+#[async_trait]
+pub trait UnitOfWorkFactory: Send + Sync {
+    /// Starts a transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database cannot be reached.
+    async fn begin(&self) -> StoreResult<Box<dyn UnitOfWork>>;
+}
+
+/// The batch ledger. Each method is its own transaction.
+#[async_trait]
+pub trait BatchRepository: Send + Sync {
+    /// Creates a batch in status `pending`, counters 0; returns it as stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when a batch with the same id exists, or another batch of the same entity and file
+    /// hash is in flight (`pending`, `running` or `paused`: index `ingestion_batches_in_flight_uq`);
+    /// [`StoreError::MissingReference`] for an unknown programme instance.
+    async fn insert_batch(&self, batch: &NewBatch) -> StoreResult<BatchRecord>;
+
+    /// One batch.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn get_batch(&self, id: BatchId) -> StoreResult<Option<BatchRecord>>;
+
+    /// Batches, newest first (by `created_at`, then id).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn list_batches(&self, filter: &BatchFilter) -> StoreResult<Vec<BatchRecord>>;
+
+    /// Every batch of this entity whose file has this hash, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn batches_by_hash(
+        &self,
+        entity: EntityKind,
+        file_hash: &str,
+    ) -> StoreResult<Vec<BatchRecord>>;
+
+    /// Every batch of this entity with this file name, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn batches_by_file_name(
+        &self,
+        entity: EntityKind,
+        file_name: &str,
+    ) -> StoreResult<Vec<BatchRecord>>;
+
+    /// [`UnitOfWork::save_batch`] in a transaction of its own.
+    ///
+    /// # Errors
+    /// As [`UnitOfWork::save_batch`].
+    async fn save_batch(&self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool>;
+}
+
+/// Stored activities (sessions, matches, completions).
+#[async_trait]
+pub trait ActivityRepository: Send + Sync {
+    /// How many rows of this kind are stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn count_activities(&self, kind: ActivityKind) -> StoreResult<u64>;
+
+    /// Where one activity came from and what it is linked to.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn activity_lineage(
+        &self,
+        kind: ActivityKind,
+        id: ActivityId,
+    ) -> StoreResult<Option<ActivityLineage>>;
+}
+
+/// The catalogue: companies, beneficiary groups, campaigns, programme instances and users.
+#[async_trait]
+pub trait CatalogRepository: Send + Sync {
+    /// Everything association needs, in one read.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn load_catalog(&self) -> StoreResult<CatalogData>;
+
+    /// One programme instance by slug.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn instance_by_slug(&self, slug: &ProgramSlug) -> StoreResult<Option<ProgramInstance>>;
+
+    /// One programme instance by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn instance_by_id(&self, id: InstanceId) -> StoreResult<Option<ProgramInstance>>;
+
+    /// One user by email.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+
+    /// How many users are stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn count_users(&self) -> StoreResult<u64>;
+}
+
+/// Association records (one per activity) and the review queue built on them.
+#[async_trait]
+pub trait AssociationRepository: Send + Sync {
+    /// One association by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn get_association(&self, id: AssociationId) -> StoreResult<Option<Association>>;
+
+    /// The association of one activity.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn association_for(
+        &self,
+        kind: ActivityKind,
+        activity_id: ActivityId,
+    ) -> StoreResult<Option<Association>>;
+}
+
+/// Everything a store provides: the four repositories and units of work.
+pub trait Repositories:
+    UnitOfWorkFactory + BatchRepository + ActivityRepository + CatalogRepository + AssociationRepository
+{
+}
+
+impl<T> Repositories for T where
+    T: UnitOfWorkFactory
+        + BatchRepository
+        + ActivityRepository
+        + CatalogRepository
+        + AssociationRepository
+{
+}

@@ -6,6 +6,7 @@
 mod enums;
 mod ids;
 mod number;
+mod records;
 mod text;
 mod time;
 
@@ -22,7 +23,12 @@ pub use number::{
     Confidence, Decimal, DurationMinutes, FinalScore, NumberError, ProgressPercent, Rating,
     parse_integer,
 };
+pub use records::{
+    ActivityLineage, Association, BatchRecord, BeneficiaryGroup, Campaign, Company, NewBatch,
+    ProgramInstance, User,
+};
 pub use text::{
-    CourseId, Email, Key, Name, ProgramSlug, Provider, SessionId, Tag, Tags, TextError,
+    CourseId, Email, GroupType, Key, Name, PersonName, ProgramSlug, Provider, SessionId, Tag, Tags,
+    TextError,
 };
 pub use time::{OffsetError, TimeZoneOffset};

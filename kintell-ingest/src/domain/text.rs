@@ -105,6 +105,14 @@ bounded_string!(
     /// A display name: 1 to 255 characters.
     Name, "name", 255
 );
+bounded_string!(
+    /// A person's first or last name: 1 to 100 characters.
+    PersonName, "person name", 100
+);
+bounded_string!(
+    /// A beneficiary group's type (e.g. `refugees`): 1 to 50 characters.
+    GroupType, "group type", 50
+);
 
 /// A course provider: trimmed, lower-cased, 1 to 100 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

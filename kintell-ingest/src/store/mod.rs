@@ -1,1 +1,39 @@
 //! Stores: the in-memory store, and the SQLite and PostgreSQL stores behind their features.
+//!
+//! A [`Store`] is a cheap, cloneable handle on one of them; the library's services take it and speak to it only
+//! through the traits of [`crate::ports`].
+
+use crate::ports::Repositories;
+use std::sync::Arc;
+
+/// A handle on a store: the in-memory one, or a database.
+#[derive(Clone)]
+pub struct Store {
+    repos: Arc<dyn Repositories>,
+}
+
+impl Store {
+    /// Wraps any implementation of the ports, e.g. a store of your own.
+    pub fn from_repositories(repos: Arc<dyn Repositories>) -> Self {
+        Store { repos }
+    }
+
+    /// The repositories and units of work.
+    pub fn repositories(&self) -> &dyn Repositories {
+        &*self.repos
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn Repositories;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.repos
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
