@@ -1,5 +1,6 @@
 //! The library's integration tests: one binary, one module per area.
 
+mod architecture;
 mod batch;
 mod catalog;
 mod formats;
