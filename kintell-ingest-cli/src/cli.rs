@@ -1,0 +1,105 @@
+//! Command-line arguments (clap derive; the doc comments are the help text).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Ingest CSV exports of volunteer-programme activity (Kintell sessions and users, buddy matches, course
+/// completions) into SQLite or PostgreSQL, with a batch ledger, lineage and campaign association.
+///
+/// Example:
+///   kintell-ingest migrate up
+///   kintell-ingest catalog import catalog.json
+#[derive(Debug, Parser)]
+#[command(name = "kintell-ingest", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Database to use: `sqlite://FILE?mode=rwc` or `postgres://USER@HOST/DB`. It is migrated automatically on
+    /// first use.
+    #[arg(
+        long,
+        global = true,
+        env = "KINTELL_DATABASE_URL",
+        default_value = "sqlite://kintell.db?mode=rwc",
+        value_name = "URL"
+    )]
+    pub database_url: String,
+
+    /// Print one machine-readable JSON document on stdout and nothing else there.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print no progress and no notices on stderr (errors are still printed).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// Print more detail on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the database schema.
+    ///
+    /// Example: kintell-ingest migrate status
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+
+    /// Manage the campaign catalogue (companies, beneficiary groups, campaigns, programme instances, users).
+    ///
+    /// Example: kintell-ingest catalog import catalog.json
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+/// Schema management.
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Apply pending migrations (all, or the next N).
+    ///
+    /// Example: kintell-ingest migrate up
+    Up {
+        /// Apply only this many migrations.
+        #[arg(long, value_name = "N")]
+        steps: Option<usize>,
+    },
+    /// Revert the last applied migration, or all of them.
+    ///
+    /// Example: kintell-ingest migrate down --all
+    Down {
+        /// Revert every applied migration (drops every table of ours).
+        #[arg(long)]
+        all: bool,
+    },
+    /// List the migrations and whether each is applied.
+    ///
+    /// Example: kintell-ingest migrate status --json
+    Status,
+    /// Check that every table, column and index of the applied migrations exists; exits 2 on a mismatch.
+    ///
+    /// Example: kintell-ingest migrate verify
+    Verify,
+}
+
+/// Catalogue management.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Load a catalogue JSON document: upsert by key, stable ids, all or nothing. Re-importing the same document
+    /// changes nothing.
+    ///
+    /// Example: kintell-ingest catalog import catalog.json
+    Import {
+        /// The catalogue document (JSON, see the README for its shape).
+        file: PathBuf,
+    },
+}
