@@ -94,7 +94,8 @@ impl LeaseOwner {
     /// a number, and the errors of [`LeaseOwner::new`].
     pub fn parse(input: &str) -> Result<Self, LeaseOwnerError> {
         let mut parts = input.rsplitn(3, ':');
-        let (Some(nonce), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(nonce), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(LeaseOwnerError::Shape(input.to_owned()));
         };
         // `u32::from_str` accepts a leading `+` and zeros; a pid is rendered without them, so only the canonical
@@ -206,13 +207,28 @@ mod tests {
     #[test]
     fn bad_owners_are_refused_with_a_reason() {
         let cases = [
-            ("host:12", "lease owner \"host:12\" is not of the form host:pid:nonce"),
+            (
+                "host:12",
+                "lease owner \"host:12\" is not of the form host:pid:nonce",
+            ),
             (":12:n", "lease owner host is empty"),
             ("h:12:", "lease owner nonce is empty"),
-            ("h:+12:n", "lease owner \"h:+12:n\" is not of the form host:pid:nonce"),
-            ("h:x:n", "lease owner \"h:x:n\" is not of the form host:pid:nonce"),
-            ("h:007:n", "lease owner \"h:007:n\" is not of the form host:pid:nonce"),
-            ("h:99999999999:n", "lease owner pid \"99999999999\" is not a process id"),
+            (
+                "h:+12:n",
+                "lease owner \"h:+12:n\" is not of the form host:pid:nonce",
+            ),
+            (
+                "h:x:n",
+                "lease owner \"h:x:n\" is not of the form host:pid:nonce",
+            ),
+            (
+                "h:007:n",
+                "lease owner \"h:007:n\" is not of the form host:pid:nonce",
+            ),
+            (
+                "h:99999999999:n",
+                "lease owner pid \"99999999999\" is not a process id",
+            ),
             ("h\n:1:n", "lease owner contains a control character"),
         ];
         for (input, message) in cases {
@@ -255,7 +271,10 @@ mod tests {
         let o = LeaseOwner::new("h", 1, "n").expect("valid");
         let json = serde_json::to_string(&o).expect("serialises");
         assert_eq!(json, "\"h:1:n\"");
-        assert_eq!(serde_json::from_str::<LeaseOwner>(&json).expect("parses"), o);
+        assert_eq!(
+            serde_json::from_str::<LeaseOwner>(&json).expect("parses"),
+            o
+        );
         assert!(serde_json::from_str::<LeaseOwner>("\"nope\"").is_err());
     }
 

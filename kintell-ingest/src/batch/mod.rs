@@ -348,7 +348,8 @@ impl TransitionError {
     /// The status of the batch that refused the event.
     pub const fn from_status(&self) -> BatchStatus {
         match self {
-            TransitionError::Illegal { from, .. } | TransitionError::LeaseNotInFuture { from, .. } => *from,
+            TransitionError::Illegal { from, .. }
+            | TransitionError::LeaseNotInFuture { from, .. } => *from,
             TransitionError::CheckpointMismatch { .. }
             | TransitionError::CheckpointOverrun { .. }
             | TransitionError::Incomplete { .. }
@@ -359,10 +360,10 @@ impl TransitionError {
     /// The refused event.
     pub const fn event(&self) -> BatchEventKind {
         match self {
-            TransitionError::Illegal { event, .. } | TransitionError::LeaseNotInFuture { event, .. } => *event,
-            TransitionError::CheckpointMismatch { .. } | TransitionError::CheckpointOverrun { .. } => {
-                BatchEventKind::Checkpoint
-            }
+            TransitionError::Illegal { event, .. }
+            | TransitionError::LeaseNotInFuture { event, .. } => *event,
+            TransitionError::CheckpointMismatch { .. }
+            | TransitionError::CheckpointOverrun { .. } => BatchEventKind::Checkpoint,
             TransitionError::Incomplete { .. } => BatchEventKind::Complete,
             TransitionError::LeaseLive { .. } => BatchEventKind::Takeover,
         }
@@ -400,15 +401,28 @@ impl Batch {
         };
         let mut next = self.clone();
         match event {
-            BatchEvent::Start { owner, lease_until, now } => {
+            BatchEvent::Start {
+                owner,
+                lease_until,
+                now,
+            } => {
                 next.take_lease(from, kind, owner, *lease_until, *now)?;
             }
-            BatchEvent::Resume { owner, lease_until, now } => {
+            BatchEvent::Resume {
+                owner,
+                lease_until,
+                now,
+            } => {
                 next.take_lease(from, kind, owner, *lease_until, *now)?;
                 next.last_error = None;
                 next.requested_action = None;
             }
-            BatchEvent::Takeover { owner, lease_until, holder_dead, now } => {
+            BatchEvent::Takeover {
+                owner,
+                lease_until,
+                holder_dead,
+                now,
+            } => {
                 if let Some(lease) = &self.lease
                     && !lease.can_be_taken_over(*now, *holder_dead)
                 {
@@ -419,9 +433,23 @@ impl Batch {
                 }
                 next.take_lease(from, kind, owner, *lease_until, *now)?;
             }
-            BatchEvent::Checkpoint { rows, inserted, updated, skipped, errors, lease_until, now } => {
+            BatchEvent::Checkpoint {
+                rows,
+                inserted,
+                updated,
+                skipped,
+                errors,
+                lease_until,
+                now,
+            } => {
                 next.checkpoint(
-                    Deltas { rows: *rows, inserted: *inserted, updated: *updated, skipped: *skipped, errors: *errors },
+                    Deltas {
+                        rows: *rows,
+                        inserted: *inserted,
+                        updated: *updated,
+                        skipped: *skipped,
+                        errors: *errors,
+                    },
                     *lease_until,
                     *now,
                 )?;
@@ -450,7 +478,9 @@ impl Batch {
                     next.requested_action = Some(RequestedAction::Pause);
                 }
             }
-            BatchEvent::RequestCancel { .. } => next.requested_action = Some(RequestedAction::Cancel),
+            BatchEvent::RequestCancel { .. } => {
+                next.requested_action = Some(RequestedAction::Cancel)
+            }
         }
         next.status = to;
         Ok(next)
@@ -472,7 +502,10 @@ impl Batch {
             return None;
         }
         self.requested_action.map(|action| match action {
-            RequestedAction::Pause => BatchEvent::Pause { reason: PAUSE_REQUESTED_REASON.to_owned(), now },
+            RequestedAction::Pause => BatchEvent::Pause {
+                reason: PAUSE_REQUESTED_REASON.to_owned(),
+                now,
+            },
             RequestedAction::Cancel => BatchEvent::Cancel { now },
         })
     }
@@ -486,9 +519,17 @@ impl Batch {
         now: DateTime<Utc>,
     ) -> Result<(), TransitionError> {
         if lease_until <= now {
-            return Err(TransitionError::LeaseNotInFuture { from, event, lease_until, now });
+            return Err(TransitionError::LeaseNotInFuture {
+                from,
+                event,
+                lease_until,
+                now,
+            });
         }
-        self.lease = Some(Lease { owner: owner.clone(), expires_at: lease_until });
+        self.lease = Some(Lease {
+            owner: owner.clone(),
+            expires_at: lease_until,
+        });
         self.started_at.get_or_insert(now);
         Ok(())
     }
@@ -499,7 +540,10 @@ impl Batch {
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), TransitionError> {
-        let parts = u128::from(d.inserted) + u128::from(d.updated) + u128::from(d.skipped) + u128::from(d.errors);
+        let parts = u128::from(d.inserted)
+            + u128::from(d.updated)
+            + u128::from(d.skipped)
+            + u128::from(d.errors);
         if parts != u128::from(d.rows) {
             return Err(TransitionError::CheckpointMismatch {
                 rows: d.rows,
@@ -805,7 +849,10 @@ impl TryFrom<BatchRecord> for Batch {
             });
         }
         if r.last_processed_row > r.total_rows {
-            return Err(InvalidBatch::PastTotal { processed: r.last_processed_row, total: r.total_rows });
+            return Err(InvalidBatch::PastTotal {
+                processed: r.last_processed_row,
+                total: r.total_rows,
+            });
         }
         let lease = match (r.lease_owner, r.lease_expires_at) {
             (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
@@ -826,7 +873,10 @@ impl TryFrom<BatchRecord> for Batch {
             return Err(InvalidBatch::CompletedAt { status });
         }
         if status == S::Completed && r.last_processed_row != r.total_rows {
-            return Err(InvalidBatch::CompletedEarly { processed: r.last_processed_row, total: r.total_rows });
+            return Err(InvalidBatch::CompletedEarly {
+                processed: r.last_processed_row,
+                total: r.total_rows,
+            });
         }
         if let Some(action) = r.requested_action
             && !matches!(status, S::Pending | S::Running)

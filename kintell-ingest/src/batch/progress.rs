@@ -213,7 +213,10 @@ mod tests {
         let empty = ProgressMeter::importing(0, 0, 0).snapshot(0, 0, Duration::ZERO);
         assert_eq!(empty.fraction(), 1.0);
         let over = ProgressMeter::importing(10, 5, 9).snapshot(99, 99, Duration::from_secs(1));
-        assert_eq!((over.bytes_done, over.rows_done, over.rows_this_run), (10, 5, 0));
+        assert_eq!(
+            (over.bytes_done, over.rows_done, over.rows_this_run),
+            (10, 5, 0)
+        );
         assert_eq!(over.fraction(), 1.0);
     }
 
@@ -259,8 +262,12 @@ mod tests {
             if let Some(r) = p.rows_per_second() {
                 prop_assert!(r >= 0.0 && r.is_finite());
             }
-            // Never panics, whatever the sizes.
-            let _ = p.eta();
+            let (left, this_run) = match p.phase {
+                ProgressPhase::Scanning => (p.bytes_total - p.bytes_done, p.bytes_this_run),
+                ProgressPhase::Importing => (p.rows_total - p.rows_done, p.rows_this_run),
+            };
+            // An estimate whenever there is a rate to go by, whatever the sizes (and no panic on overflow).
+            prop_assert_eq!(p.eta().is_none(), left > 0 && (this_run == 0 || p.elapsed.is_zero()));
         }
     }
 }

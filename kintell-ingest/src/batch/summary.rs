@@ -64,14 +64,7 @@ struct RawSummary {
 
 impl From<RawSummary> for ErrorSummary {
     fn from(raw: RawSummary) -> Self {
-        let mut summary = ErrorSummary {
-            by_code: raw.by_code,
-            first: Vec::new(),
-        };
-        for sample in raw.first {
-            summary.keep_sample(sample);
-        }
-        summary
+        ErrorSummary::from_parts(raw.by_code, raw.first)
     }
 }
 
@@ -82,6 +75,22 @@ impl ErrorSummary {
     /// An empty summary.
     pub fn new() -> Self {
         ErrorSummary::default()
+    }
+
+    /// A summary rebuilt from stored counts and samples (e.g. from `ingestion_row_errors`); the samples are sorted,
+    /// deduplicated by row and cut to [`ErrorSummary::FIRST_LIMIT`].
+    pub fn from_parts(
+        by_code: BTreeMap<String, u64>,
+        first: impl IntoIterator<Item = ErrorSample>,
+    ) -> Self {
+        let mut summary = ErrorSummary {
+            by_code,
+            first: Vec::new(),
+        };
+        for sample in first {
+            summary.keep_sample(sample);
+        }
+        summary
     }
 
     /// Records one rejected row.
@@ -170,9 +179,27 @@ mod tests {
     #[test]
     fn json_has_the_documented_shape() {
         let mut s = ErrorSummary::new();
-        s.record(ErrorSample::new(5, 6, "invalid_email", Some("participant_email"), "not an email"));
-        s.record(ErrorSample::new(2, 3, "missing_field", None, "date is required"));
-        s.record(ErrorSample::new(9, 12, "invalid_email", Some("volunteer_email"), "not an email"));
+        s.record(ErrorSample::new(
+            5,
+            6,
+            "invalid_email",
+            Some("participant_email"),
+            "not an email",
+        ));
+        s.record(ErrorSample::new(
+            2,
+            3,
+            "missing_field",
+            None,
+            "date is required",
+        ));
+        s.record(ErrorSample::new(
+            9,
+            12,
+            "invalid_email",
+            Some("volunteer_email"),
+            "not an email",
+        ));
         let expected = serde_json::json!({
             "by_code": {"invalid_email": 2, "missing_field": 1},
             "first": [
@@ -213,8 +240,15 @@ mod tests {
         let s: ErrorSummary = serde_json::from_str(json).expect("parses");
         let rows: Vec<u64> = s.first().iter().map(|x| x.row).collect();
         assert_eq!(rows, [1, 4, 9]);
-        assert_eq!(serde_json::from_value::<ErrorSummary>(s.to_json()).expect("parses"), s);
-        assert!(serde_json::from_str::<ErrorSummary>("{}").expect("parses").is_empty());
+        assert_eq!(
+            serde_json::from_value::<ErrorSummary>(s.to_json()).expect("parses"),
+            s
+        );
+        assert!(
+            serde_json::from_str::<ErrorSummary>("{}")
+                .expect("parses")
+                .is_empty()
+        );
     }
 
     proptest! {

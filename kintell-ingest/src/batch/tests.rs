@@ -192,32 +192,56 @@ proptest! {
 #[test]
 fn illegal_records_are_refused() {
     let good = Batch::new(3)
-        .apply(&BatchEvent::Start { owner: owner(0), lease_until: at(60), now: at(0) })
+        .apply(&BatchEvent::Start {
+            owner: owner(0),
+            lease_until: at(60),
+            now: at(0),
+        })
         .expect("starts")
         .to_record();
     let cases: Vec<(BatchRecord, &str)> = vec![
         (
-            BatchRecord { success_rows: 1, ..good.clone() },
+            BatchRecord {
+                success_rows: 1,
+                ..good.clone()
+            },
             "success_rows 1 is not inserted_rows 0 + updated_rows 0",
         ),
         (
-            BatchRecord { error_rows: 1, ..good.clone() },
+            BatchRecord {
+                error_rows: 1,
+                ..good.clone()
+            },
             "success_rows 0 + error_rows 1 + skipped_rows 0 is not last_processed_row 0",
         ),
         (
-            BatchRecord { error_rows: 4, last_processed_row: 4, ..good.clone() },
+            BatchRecord {
+                error_rows: 4,
+                last_processed_row: 4,
+                ..good.clone()
+            },
             "last_processed_row 4 is past total_rows 3",
         ),
         (
-            BatchRecord { lease_expires_at: None, ..good.clone() },
+            BatchRecord {
+                lease_expires_at: None,
+                ..good.clone()
+            },
             "lease_owner and lease_expires_at must be both set or both empty",
         ),
         (
-            BatchRecord { lease_owner: None, lease_expires_at: None, ..good.clone() },
+            BatchRecord {
+                lease_owner: None,
+                lease_expires_at: None,
+                ..good.clone()
+            },
             "a running batch must hold a lease",
         ),
         (
-            BatchRecord { status: BatchStatus::Paused, ..good.clone() },
+            BatchRecord {
+                status: BatchStatus::Paused,
+                ..good.clone()
+            },
             "a paused batch cannot hold a lease",
         ),
         (
@@ -230,11 +254,17 @@ fn illegal_records_are_refused() {
             "a pending batch has neither processed rows nor started_at",
         ),
         (
-            BatchRecord { started_at: None, ..good.clone() },
+            BatchRecord {
+                started_at: None,
+                ..good.clone()
+            },
             "a running batch must have started_at",
         ),
         (
-            BatchRecord { completed_at: Some(at(5)), ..good.clone() },
+            BatchRecord {
+                completed_at: Some(at(5)),
+                ..good.clone()
+            },
             "completed_at must be set exactly when the batch is completed (status running)",
         ),
         (
@@ -268,7 +298,11 @@ fn illegal_records_are_refused() {
 #[test]
 fn requested_event_honours_the_request() {
     let running = Batch::new(3)
-        .apply(&BatchEvent::Start { owner: owner(0), lease_until: at(60), now: at(0) })
+        .apply(&BatchEvent::Start {
+            owner: owner(0),
+            lease_until: at(60),
+            now: at(0),
+        })
         .expect("starts");
     assert_eq!(running.requested_event(at(1)), None);
     let pause = running
@@ -277,24 +311,40 @@ fn requested_event_honours_the_request() {
     let honoured = pause.requested_event(at(2)).expect("an event");
     assert_eq!(
         honoured,
-        BatchEvent::Pause { reason: PAUSE_REQUESTED_REASON.to_owned(), now: at(2) }
+        BatchEvent::Pause {
+            reason: PAUSE_REQUESTED_REASON.to_owned(),
+            now: at(2)
+        }
     );
     let paused = pause.apply(&honoured).expect("pauses");
-    assert_eq!((paused.status(), paused.requested_action()), (BatchStatus::Paused, None));
+    assert_eq!(
+        (paused.status(), paused.requested_action()),
+        (BatchStatus::Paused, None)
+    );
     let cancel = pause
         .apply(&BatchEvent::RequestCancel { now: at(3) })
         .expect("cancel replaces pause");
-    assert_eq!(cancel.requested_event(at(4)), Some(BatchEvent::Cancel { now: at(4) }));
+    assert_eq!(
+        cancel.requested_event(at(4)),
+        Some(BatchEvent::Cancel { now: at(4) })
+    );
     let still_cancel = cancel
         .apply(&BatchEvent::RequestPause { now: at(5) })
         .expect("a pause request does not weaken a cancel request");
-    assert_eq!(still_cancel.requested_action(), Some(RequestedAction::Cancel));
+    assert_eq!(
+        still_cancel.requested_action(),
+        Some(RequestedAction::Cancel)
+    );
 }
 
 #[test]
 fn every_message_names_state_and_event() {
     let running = Batch::new(2)
-        .apply(&BatchEvent::Start { owner: owner(0), lease_until: at(60), now: at(0) })
+        .apply(&BatchEvent::Start {
+            owner: owner(0),
+            lease_until: at(60),
+            now: at(0),
+        })
         .expect("starts");
     let cases = [
         (
@@ -303,13 +353,25 @@ fn every_message_names_state_and_event() {
         ),
         (
             running.apply(&BatchEvent::Checkpoint {
-                rows: 2, inserted: 1, updated: 0, skipped: 0, errors: 0, lease_until: at(70), now: at(1),
+                rows: 2,
+                inserted: 1,
+                updated: 0,
+                skipped: 0,
+                errors: 0,
+                lease_until: at(70),
+                now: at(1),
             }),
             "cannot Checkpoint a batch that is running: 2 rows is not 1 inserted + 0 updated + 0 skipped + 0 errors",
         ),
         (
             running.apply(&BatchEvent::Checkpoint {
-                rows: 3, inserted: 3, updated: 0, skipped: 0, errors: 0, lease_until: at(70), now: at(1),
+                rows: 3,
+                inserted: 3,
+                updated: 0,
+                skipped: 0,
+                errors: 0,
+                lease_until: at(70),
+                now: at(1),
             }),
             "cannot Checkpoint a batch that is running: 0 rows processed + 3 would pass its 2 rows",
         ),
@@ -319,16 +381,26 @@ fn every_message_names_state_and_event() {
         ),
         (
             running.apply(&BatchEvent::Takeover {
-                owner: owner(1), lease_until: at(90), holder_dead: false, now: at(30),
+                owner: owner(1),
+                lease_until: at(90),
+                holder_dead: false,
+                now: at(30),
             }),
             "cannot Takeover a batch that is running: its lease is held by host-0:0:n0 until 2024-01-01T00:01:00Z",
         ),
         (
-            Batch::new(2).apply(&BatchEvent::Start { owner: owner(0), lease_until: at(0), now: at(0) }),
+            Batch::new(2).apply(&BatchEvent::Start {
+                owner: owner(0),
+                lease_until: at(0),
+                now: at(0),
+            }),
             "cannot Start a batch that is pending: a lease until 2024-01-01T00:00:00Z is over at 2024-01-01T00:00:00Z",
         ),
     ];
     for (result, message) in cases {
-        assert_eq!(result.map(|b| b.status()).expect_err(message).to_string(), message);
+        assert_eq!(
+            result.map(|b| b.status()).expect_err(message).to_string(),
+            message
+        );
     }
 }
