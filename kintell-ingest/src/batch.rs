@@ -1,1 +1,0 @@
-//! The ingestion batch state machine: pure, time passed in, effects returned as data.
