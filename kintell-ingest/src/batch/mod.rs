@@ -46,10 +46,10 @@ pub const fn is_terminal(status: BatchStatus) -> bool {
 pub const PAUSE_REQUESTED_REASON: &str = "pause requested";
 
 /// The state of one batch as far as the machine governs it. Built by [`Batch::new`] or read back through
-/// [`BatchRecord`]; changed only by [`Batch::apply`], so every value satisfies the invariants of
-/// [`BatchRecord`]'s conversion.
+/// [`StateRecord`]; changed only by [`Batch::apply`], so every value satisfies the invariants of
+/// [`StateRecord`]'s conversion.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(into = "BatchRecord", try_from = "BatchRecord")]
+#[serde(into = "StateRecord", try_from = "StateRecord")]
 pub struct Batch {
     status: BatchStatus,
     total_rows: u64,
@@ -676,8 +676,8 @@ impl Batch {
     }
 
     /// This state as a flat record, one field per column.
-    pub fn to_record(&self) -> BatchRecord {
-        BatchRecord::from(self.clone())
+    pub fn to_record(&self) -> StateRecord {
+        StateRecord::from(self.clone())
     }
 }
 
@@ -692,7 +692,7 @@ struct Deltas {
 /// A [`Batch`] as flat columns, for adapters and serde. Converting it into a [`Batch`] checks every invariant the
 /// machine keeps (see [`InvalidBatch`]), so a row read back from a database is parsed again.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BatchRecord {
+pub struct StateRecord {
     /// `status`.
     pub status: BatchStatus,
     /// `total_rows`.
@@ -723,7 +723,7 @@ pub struct BatchRecord {
     pub requested_action: Option<RequestedAction>,
 }
 
-/// A [`BatchRecord`] that no sequence of events could have produced.
+/// A [`StateRecord`] that no sequence of events could have produced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidBatch {
     /// `success_rows != inserted_rows + updated_rows`.
@@ -800,14 +800,14 @@ pub enum InvalidBatch {
     },
 }
 
-impl From<Batch> for BatchRecord {
+impl From<Batch> for StateRecord {
     fn from(b: Batch) -> Self {
         let success_rows = b.success_rows();
         let (lease_owner, lease_expires_at) = match b.lease {
             Some(Lease { owner, expires_at }) => (Some(owner), Some(expires_at)),
             None => (None, None),
         };
-        BatchRecord {
+        StateRecord {
             status: b.status,
             total_rows: b.total_rows,
             success_rows,
@@ -826,10 +826,10 @@ impl From<Batch> for BatchRecord {
     }
 }
 
-impl TryFrom<BatchRecord> for Batch {
+impl TryFrom<StateRecord> for Batch {
     type Error = InvalidBatch;
 
-    fn try_from(r: BatchRecord) -> Result<Self, InvalidBatch> {
+    fn try_from(r: StateRecord) -> Result<Self, InvalidBatch> {
         use BatchStatus as S;
         if u128::from(r.success_rows) != u128::from(r.inserted_rows) + u128::from(r.updated_rows) {
             return Err(InvalidBatch::SuccessMismatch {

@@ -199,23 +199,23 @@ fn illegal_records_are_refused() {
         })
         .expect("starts")
         .to_record();
-    let cases: Vec<(BatchRecord, &str)> = vec![
+    let cases: Vec<(StateRecord, &str)> = vec![
         (
-            BatchRecord {
+            StateRecord {
                 success_rows: 1,
                 ..good.clone()
             },
             "success_rows 1 is not inserted_rows 0 + updated_rows 0",
         ),
         (
-            BatchRecord {
+            StateRecord {
                 error_rows: 1,
                 ..good.clone()
             },
             "success_rows 0 + error_rows 1 + skipped_rows 0 is not last_processed_row 0",
         ),
         (
-            BatchRecord {
+            StateRecord {
                 error_rows: 4,
                 last_processed_row: 4,
                 ..good.clone()
@@ -223,14 +223,14 @@ fn illegal_records_are_refused() {
             "last_processed_row 4 is past total_rows 3",
         ),
         (
-            BatchRecord {
+            StateRecord {
                 lease_expires_at: None,
                 ..good.clone()
             },
             "lease_owner and lease_expires_at must be both set or both empty",
         ),
         (
-            BatchRecord {
+            StateRecord {
                 lease_owner: None,
                 lease_expires_at: None,
                 ..good.clone()
@@ -238,14 +238,14 @@ fn illegal_records_are_refused() {
             "a running batch must hold a lease",
         ),
         (
-            BatchRecord {
+            StateRecord {
                 status: BatchStatus::Paused,
                 ..good.clone()
             },
             "a paused batch cannot hold a lease",
         ),
         (
-            BatchRecord {
+            StateRecord {
                 status: BatchStatus::Pending,
                 lease_owner: None,
                 lease_expires_at: None,
@@ -254,21 +254,21 @@ fn illegal_records_are_refused() {
             "a pending batch has neither processed rows nor started_at",
         ),
         (
-            BatchRecord {
+            StateRecord {
                 started_at: None,
                 ..good.clone()
             },
             "a running batch must have started_at",
         ),
         (
-            BatchRecord {
+            StateRecord {
                 completed_at: Some(at(5)),
                 ..good.clone()
             },
             "completed_at must be set exactly when the batch is completed (status running)",
         ),
         (
-            BatchRecord {
+            StateRecord {
                 status: BatchStatus::Completed,
                 lease_owner: None,
                 lease_expires_at: None,
@@ -278,7 +278,7 @@ fn illegal_records_are_refused() {
             "a completed batch has processed 0 of 3 rows",
         ),
         (
-            BatchRecord {
+            StateRecord {
                 status: BatchStatus::Failed,
                 lease_owner: None,
                 lease_expires_at: None,

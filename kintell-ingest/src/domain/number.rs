@@ -382,7 +382,7 @@ mod tests {
             Rating::parse_unit("1.001"),
             Err(NumberError::OutOfRange { .. })
         ));
-        assert!(matches!(Rating::parse_unit("-0"), Ok(_)));
+        assert_eq!(Rating::parse_unit("-0").unwrap().hundredths(), 0);
         assert!(matches!(
             Rating::parse_unit("-0.01"),
             Err(NumberError::OutOfRange { .. })

@@ -8,7 +8,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use expect_test::{Expect, expect};
 use kintell_ingest::batch::{
-    Batch, BatchEvent, BatchEventKind, BatchRecord, ErrorSample, ErrorSummary, LeaseOwner,
+    Batch, BatchEvent, BatchEventKind, ErrorSample, ErrorSummary, LeaseOwner, StateRecord,
     TransitionError, transition_target,
 };
 use kintell_ingest::domain::BatchStatus;
@@ -572,7 +572,7 @@ fn the_record_serialises_as_the_columns() {
     let json = serde_json::to_value(&b).expect("serialises");
     let back: Batch = serde_json::from_value(json.clone()).expect("parses back");
     assert_eq!(back, b);
-    let record: BatchRecord = serde_json::from_value(json).expect("a record");
+    let record: StateRecord = serde_json::from_value(json).expect("a record");
     assert_eq!(Batch::try_from(record), Ok(b));
     let mut broken = serde_json::to_value(in_status(BatchStatus::Paused)).expect("serialises");
     broken["error_rows"] = 7.into();
