@@ -3,6 +3,14 @@
 //! A [`Store`] is a cheap, cloneable handle on one of them; the library's services take it and speak to it only
 //! through the traits of [`crate::ports`].
 
+#[cfg(feature = "sql")]
+pub mod sql;
+
+#[cfg(feature = "postgres")]
+pub use sql::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sql::SqliteStore;
+
 use crate::ports::Repositories;
 use std::sync::Arc;
 
