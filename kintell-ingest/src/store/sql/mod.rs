@@ -81,6 +81,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Rolls back.
     async fn rollback(tx: Self::Tx) -> Result<(), sqlx::Error>;
 
+    /// The name of the constraint a database error reports, in PostgreSQL's naming on both backends.
+    fn constraint(err: &dyn sqlx::error::DatabaseError) -> Option<String>;
+
     /// Runs a statement and returns its rows.
     async fn fetch(
         conn: &mut Self::Conn,
@@ -107,7 +110,7 @@ async fn fetch<B: Backend>(
     let (sql, values) = build::<B>(stmt);
     B::fetch(conn, sql, values)
         .await
-        .map_err(|e| translate(e, doing))
+        .map_err(|e| translate::<B>(e, doing))
 }
 
 /// Runs a built statement, returning how many rows it changed.
@@ -119,28 +122,18 @@ async fn execute<B: Backend>(
     let (sql, values) = build::<B>(stmt);
     B::execute(conn, sql, values)
         .await
-        .map_err(|e| translate(e, doing))
+        .map_err(|e| translate::<B>(e, doing))
 }
 
 /// Turns a driver error into the store's: constraint violations by kind, everything else `Backend`.
 ///
-/// PostgreSQL names the constraint; SQLite only says it in the message (`UNIQUE constraint failed: t.c`), so the
-/// text after the colon is taken, and a foreign-key failure, which SQLite does not locate, is named after the
-/// operation.
-pub(crate) fn translate(err: sqlx::Error, doing: &str) -> StoreError {
+/// A violation the backend does not locate (SQLite's foreign keys) is named after the operation and the driver's
+/// message.
+pub(crate) fn translate<B: Backend>(err: sqlx::Error, doing: &str) -> StoreError {
     use sqlx::error::ErrorKind;
     if let sqlx::Error::Database(db) = &err {
-        let constraint = || {
-            db.constraint()
-                .map(str::to_owned)
-                .or_else(|| {
-                    db.message()
-                        .split_once(": ")
-                        .map(|(_, what)| what.trim().to_owned())
-                        .filter(|what| !what.is_empty())
-                })
-                .unwrap_or_else(|| format!("{doing}: {}", db.message()))
-        };
+        let constraint =
+            || B::constraint(db.as_ref()).unwrap_or_else(|| format!("{doing}: {}", db.message()));
         match db.kind() {
             ErrorKind::UniqueViolation => {
                 return StoreError::Duplicate {
@@ -188,19 +181,19 @@ impl<B: Backend> SqlStore<B> {
     async fn begin(&self) -> StoreResult<B::Tx> {
         B::begin(&self.pool)
             .await
-            .map_err(|e| translate(e, "starting a transaction"))
+            .map_err(|e| translate::<B>(e, "starting a transaction"))
     }
 
     async fn acquire(&self) -> StoreResult<B::Pooled> {
         B::acquire(&self.pool)
             .await
-            .map_err(|e| translate(e, "connecting to the database"))
+            .map_err(|e| translate::<B>(e, "connecting to the database"))
     }
 
     async fn commit(tx: B::Tx) -> StoreResult<()> {
         B::commit(tx)
             .await
-            .map_err(|e| translate(e, "committing a transaction"))
+            .map_err(|e| translate::<B>(e, "committing a transaction"))
     }
 
     /// Starts a unit of work.
@@ -302,7 +295,7 @@ impl<B: Backend> SqlStore<B> {
     pub(crate) async fn load_catalog(&self) -> StoreResult<CatalogData> {
         let mut tx = B::begin_read(&self.pool)
             .await
-            .map_err(|e| translate(e, "starting a transaction"))?;
+            .map_err(|e| translate::<B>(e, "starting a transaction"))?;
         let doing = "loading the catalogue";
         let companies = fetch::<B>(&mut tx, &query::all(query::COMPANIES), doing).await?;
         let groups = fetch::<B>(&mut tx, &query::all(query::GROUPS), doing).await?;
@@ -498,7 +491,7 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
     async fn rollback(self: Box<Self>) -> StoreResult<()> {
         B::rollback(self.tx)
             .await
-            .map_err(|e| translate(e, "rolling a transaction back"))
+            .map_err(|e| translate::<B>(e, "rolling a transaction back"))
     }
 }
 

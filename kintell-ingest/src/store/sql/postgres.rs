@@ -67,6 +67,10 @@ impl Backend for PostgresBackend {
         tx.rollback().await
     }
 
+    fn constraint(err: &dyn sqlx::error::DatabaseError) -> Option<String> {
+        err.constraint().map(str::to_owned)
+    }
+
     async fn fetch(
         conn: &mut PgConnection,
         sql: String,

@@ -1,7 +1,8 @@
 //! The SQLite store: the shared SQL implementation with SQLite's binding, timestamps and upsert counting.
 //!
-//! Timestamps are TEXT in UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so ordering by the text is
-//! chronological, and the same text the schema's defaults write. JSON is TEXT, UUIDs 16-byte BLOBs.
+//! Timestamps are TEXT in UTC in the shape of the schema's defaults and of sqlx's own encoding,
+//! `YYYY-MM-DDTHH:MM:SS[.fff[fff[fff]]]+00:00`: because `+` sorts before `.` and every digit, ordering by the
+//! text is chronological whatever the number of fraction digits. JSON is TEXT, UUIDs 16-byte BLOBs.
 //!
 //! SQLite has no way to tell, in `RETURNING`, a row an upsert inserted from one it updated, so each upsert
 //! statement is preceded by one `COUNT(*)` of the chunk's keys in the same transaction: unchanged rows are the
@@ -14,26 +15,23 @@
 use super::{Backend, SqlRow, SqlStore, delegate_ports};
 use crate::ports::BoxError;
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use sea_query::{Expr, SqliteQueryBuilder, Value, Values};
 use sea_query_sqlx::SqlxValues;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
-/// How timestamps are written: microseconds, always six digits, `Z`.
-const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
-
-/// The current time in [`TIMESTAMP_FORMAT`], as the schema's defaults compute it (SQLite's `%f` has
-/// milliseconds only, so three zeros pad it to microseconds).
-const NOW_SQL: &str = "(strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')";
+/// The current time exactly as the schema's defaults write it (milliseconds, `+00:00`).
+const NOW_SQL: &str = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')";
 
 /// SQLite's details.
 pub(crate) struct SqliteBackend;
 
-/// Formats a timestamp as stored.
+/// Formats a timestamp as stored: RFC 3339 with `+00:00` and 0, 3, 6 or 9 fraction digits, as sqlx does, so no
+/// precision is lost.
 fn format_timestamp(t: DateTime<Utc>) -> String {
-    t.format(TIMESTAMP_FORMAT).to_string()
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
 /// Parses a stored timestamp: RFC 3339 (any precision, any offset), or SQLite's own `YYYY-MM-DD HH:MM:SS[.f]`
@@ -45,6 +43,44 @@ fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, BoxError> {
     NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
         .map(|t| t.and_utc())
         .map_err(|_| format!("{s:?} is not an RFC 3339 timestamp").into())
+}
+
+/// The name PostgreSQL gives the unique constraint SQLite reports by its columns (`t.a, t.b`): the table's
+/// primary key is `t_pkey`, the indexes named otherwise by the migrations are listed, the rest follow
+/// `t_a_b_key`.
+fn unique_index_name(columns: &str) -> String {
+    let columns = columns.trim();
+    let named = [
+        (
+            "ingestion_batches.entity_kind, ingestion_batches.file_hash",
+            "ingestion_batches_in_flight_uq",
+        ),
+        (
+            "program_instances.program_slug",
+            "program_instances_program_slug_idx",
+        ),
+        (
+            "kintell_sessions.external_session_id, kintell_sessions.source_system",
+            "kintell_sessions_external_session_id_idx",
+        ),
+    ];
+    if let Some((_, name)) = named.iter().find(|(cols, _)| *cols == columns) {
+        return (*name).to_owned();
+    }
+    let mut table = None;
+    let mut names = Vec::new();
+    for qualified in columns.split(", ") {
+        let Some((t, c)) = qualified.split_once('.') else {
+            return columns.to_owned();
+        };
+        table.get_or_insert(t);
+        names.push(c);
+    }
+    match (table, names.as_slice()) {
+        (Some(t), ["id"]) => format!("{t}_pkey"),
+        (Some(t), _) => format!("{t}_{}_key", names.join("_")),
+        (None, _) => columns.to_owned(),
+    }
 }
 
 #[async_trait]
@@ -94,6 +130,14 @@ impl Backend for SqliteBackend {
 
     async fn rollback(tx: Self::Tx) -> Result<(), sqlx::Error> {
         tx.rollback().await
+    }
+
+    fn constraint(err: &dyn sqlx::error::DatabaseError) -> Option<String> {
+        let (_, located) = err.message().split_once(" constraint failed: ")?;
+        Some(match err.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => unique_index_name(located),
+            _ => located.trim().to_owned(),
+        })
     }
 
     async fn fetch(
@@ -179,13 +223,49 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
-    fn timestamps_are_fixed_width_and_round_trip_to_the_microsecond() {
+    fn timestamp_text_orders_chronologically_and_round_trips() {
         let t = Utc.with_ymd_and_hms(2024, 10, 1, 8, 30, 0).single().expect("valid");
-        assert_eq!(format_timestamp(t), "2024-10-01T08:30:00.000000Z");
-        let later = t + chrono::Duration::microseconds(1_234_567);
-        assert_eq!(format_timestamp(later), "2024-10-01T08:30:01.234567Z");
-        assert_eq!(parse_timestamp(&format_timestamp(later)).ok(), Some(later));
-        assert!(format_timestamp(t) < format_timestamp(later));
+        assert_eq!(format_timestamp(t), "2024-10-01T08:30:00+00:00");
+        let times = [
+            t,
+            t + chrono::Duration::nanoseconds(1),
+            t + chrono::Duration::microseconds(1),
+            t + chrono::Duration::milliseconds(1),
+            t + chrono::Duration::microseconds(1_234_567),
+            t + chrono::Duration::seconds(1),
+        ];
+        for pair in times.windows(2) {
+            if let [a, b] = pair {
+                assert!(format_timestamp(*a) < format_timestamp(*b), "{a} < {b}");
+            }
+        }
+        // The defaults write milliseconds: "08:30:00.001+00:00" sits between 1 µs and 1.234567 s.
+        assert!(format_timestamp(times[2]).as_str() < "2024-10-01T08:30:00.001+00:00");
+        assert!("2024-10-01T08:30:00.001+00:00" < format_timestamp(times[4]).as_str());
+        for t in times {
+            assert_eq!(parse_timestamp(&format_timestamp(t)).ok(), Some(t));
+        }
+    }
+
+    #[test]
+    fn unique_violations_are_named_as_on_postgres() {
+        let cases = [
+            ("companies.slug", "companies_slug_key"),
+            ("companies.id", "companies_pkey"),
+            (
+                "activity_associations.activity_kind, activity_associations.activity_id",
+                "activity_associations_activity_kind_activity_id_key",
+            ),
+            (
+                "ingestion_batches.entity_kind, ingestion_batches.file_hash",
+                "ingestion_batches_in_flight_uq",
+            ),
+            ("program_instances.program_slug", "program_instances_program_slug_idx"),
+            ("something odd", "something odd"),
+        ];
+        for (columns, name) in cases {
+            assert_eq!(unique_index_name(columns), name);
+        }
     }
 
     #[test]
