@@ -625,3 +625,6 @@ macro_rules! delegate_ports {
     };
 }
 pub(crate) use delegate_ports;
+
+#[cfg(test)]
+mod tests;
