@@ -3,6 +3,10 @@
 //! A [`Store`] is a cheap, cloneable handle on one of them; the library's services take it and speak to it only
 //! through the traits of [`crate::ports`].
 
+mod memory;
+
+pub use memory::MemoryStore;
+
 use crate::ports::Repositories;
 use std::sync::Arc;
 
