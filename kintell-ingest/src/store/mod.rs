@@ -3,9 +3,11 @@
 //! A [`Store`] is a cheap, cloneable handle on one of them; the library's services take it and speak to it only
 //! through the traits of [`crate::ports`].
 
+mod memory;
 #[cfg(feature = "sql")]
 pub mod sql;
 
+pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use sql::PostgresStore;
 #[cfg(feature = "sqlite")]
