@@ -435,6 +435,30 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
         .await
     }
 
+    async fn groups_by_key(&mut self, keys: &[Key]) -> StoreResult<Vec<BeneficiaryGroup>> {
+        let keys: Vec<&str> = keys.iter().map(Key::as_str).collect();
+        self.lookup(
+            query::GROUPS,
+            "key",
+            &keys,
+            rows::group,
+            "looking beneficiary groups up by key",
+        )
+        .await
+    }
+
+    async fn campaigns_by_key(&mut self, keys: &[Key]) -> StoreResult<Vec<Campaign>> {
+        let keys: Vec<&str> = keys.iter().map(Key::as_str).collect();
+        self.lookup(
+            query::CAMPAIGNS,
+            "key",
+            &keys,
+            rows::campaign,
+            "looking campaigns up by key",
+        )
+        .await
+    }
+
     async fn instances_by_slug(
         &mut self,
         slugs: &[ProgramSlug],

@@ -456,11 +456,8 @@ pub(super) fn insert_batch<B: Backend>(b: &NewBatch) -> StoreResult<InsertStatem
     Ok(stmt)
 }
 
-/// Overwrites the mutable columns of a batch where the stored row still matches `guard`.
-///
-/// What identifies the file and where it came from (`file_name`, `file_hash`, `file_size_bytes`, `entity_kind`,
-/// `source_system`, `import_method`, `imported_by_service`) and `created_at` never change after creation; every
-/// other column is written from `batch`, `updated_at` included (the caller's clock).
+/// Overwrites every column of a batch but `id` and `created_at` where the stored row still matches `guard`;
+/// `updated_at` is the caller's (its clock, not the database's).
 pub(super) fn save_batch<B: Backend>(b: &BatchRecord, guard: &BatchGuard) -> UpdateStatement {
     let lease_guard = match &guard.lease_owner {
         Some(owner) => Expr::col("lease_owner").eq(owner.as_str()),
@@ -469,7 +466,17 @@ pub(super) fn save_batch<B: Backend>(b: &BatchRecord, guard: &BatchGuard) -> Upd
     Query::update()
         .table(BATCHES.name)
         .values([
-            ("format", Expr::from(text(&b.format))),
+            ("file_name", Expr::from(text(&b.file_name))),
+            ("file_hash", text(&b.file_hash).into()),
+            ("file_size_bytes", Value::BigInt(b.file_size_bytes).into()),
+            ("entity_kind", text(b.entity_kind.as_str()).into()),
+            ("source_system", text(&b.source_system).into()),
+            ("import_method", text(b.import_method.as_str()).into()),
+            (
+                "imported_by_service",
+                opt_text(b.imported_by_service.as_deref()).into(),
+            ),
+            ("format", text(&b.format).into()),
             ("program_type", text(b.program_type.as_str()).into()),
             (
                 "program_instance_id",
