@@ -410,6 +410,28 @@ impl<B: Backend> SqlUnit<B> {
         Ok(found)
     }
 
+    /// Refuses associations naming a batch that does not exist.
+    ///
+    /// `activity_associations.batch_id` has no foreign key in the schema (the record outlives what it names), yet
+    /// the port promises [`StoreError::MissingReference`] for an unknown batch: one count of the distinct batch
+    /// ids (usually one) stands in for it. Batches are never deleted, so the count cannot go stale before the
+    /// write.
+    async fn check_batches(&mut self, rows: &[Association]) -> StoreResult<()> {
+        let ids: std::collections::BTreeSet<uuid::Uuid> =
+            rows.iter().filter_map(|a| a.batch_id).map(BatchId::uuid).collect();
+        let ids: Vec<uuid::Uuid> = ids.into_iter().collect();
+        for chunk in ids.chunks(B::MAX_BINDS) {
+            let stmt = query::count_ids(query::BATCHES.name, chunk);
+            let found = fetch::<B>(&mut self.tx, &stmt, "checking the batches of associations").await?;
+            if rows::count(found.first(), query::BATCHES.name)? < chunk.len() as u64 {
+                return Err(StoreError::MissingReference {
+                    constraint: "activity_associations_batch_id_fkey".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     async fn upsert(&mut self, spec: &query::Upsert, rows: Vec<query::KeyedRow>) -> StoreResult<UpsertCounts> {
         query::run_upsert::<B>(&mut self.tx, spec, rows).await
     }
@@ -500,6 +522,7 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
     }
 
     async fn upsert_associations(&mut self, rows: &[Association]) -> StoreResult<UpsertCounts> {
+        self.check_batches(rows).await?;
         let rows = rows.iter().map(query::association_row::<B>).collect();
         self.upsert(&query::UPSERT_ASSOCIATIONS, rows).await
     }

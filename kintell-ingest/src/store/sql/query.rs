@@ -184,6 +184,15 @@ pub(super) fn count(table: &'static str) -> SelectStatement {
         .to_owned()
 }
 
+/// How many rows of `table` have one of these ids, as column `n`.
+pub(super) fn count_ids(table: &'static str, ids: &[Uuid]) -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::cust("COUNT(*)"), "n")
+        .from(table)
+        .and_where(Expr::col("id").is_in(ids.iter().copied().map(uuid)))
+        .to_owned()
+}
+
 /// The lineage columns of one activity.
 pub(super) fn lineage(table: &'static str, id: ActivityId) -> SelectStatement {
     Query::select()
