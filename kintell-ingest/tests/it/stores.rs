@@ -1680,3 +1680,256 @@ pub mod contract {
         assert_eq!(lineage, None);
     }
 }
+
+/// What only the SQL stores can get wrong: values a database holds that do not parse, text timestamps that must
+/// order chronologically, and conditions that must hold in SQL rather than in a read-then-write race.
+mod sql {
+    use super::contract::{
+        Seed, association, at, commit, error_name, new_batch, running, Write,
+    };
+    use crate::support;
+    use kintell_ingest::domain::{ActivityId, ActivityKind, BatchId, Decision};
+    use kintell_ingest::ports::{BatchFilter, BatchGuard, UpsertCounts};
+    use kintell_ingest::store::{Database, Store};
+    use std::time::{Duration, Instant};
+    use uuid::Uuid;
+
+    async fn open_sqlite() -> (Store, support::SqliteDb) {
+        let db = support::fresh_sqlite();
+        let store = Store::connect(&db.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        (store, db)
+    }
+
+    async fn open_pg(test: &str) -> Option<(Store, support::PgDb)> {
+        let db = support::fresh_pg(test).await?;
+        let store = Store::connect(&db.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        Some((store, db))
+    }
+
+    /// Runs one statement with one UUID parameter on the store's database, behind the store's back.
+    async fn raw(store: &Store, sql: &'static str, id: Uuid) {
+        match store.database().expect("a database") {
+            Database::Sqlite(pool) => {
+                sqlx::query(sql).bind(id).execute(pool).await.expect("raw sql");
+            }
+            Database::Postgres(pool) => {
+                sqlx::query(sql).bind(id).execute(pool).await.expect("raw sql");
+            }
+        }
+    }
+
+    /// A stored value that does not parse is `Corrupt`, naming table and column, never a panic or a default.
+    async fn corrupt_values_name_their_table_and_column(store: &Store) {
+        let s = Seed::store(store).await;
+        raw(store, "UPDATE companies SET slug = '   ' WHERE id = $1", s.beta.id.uuid()).await;
+        raw(store, "UPDATE users SET tags = '{\"not\": \"a list\"}' WHERE id = $1", s.anna.id.uuid()).await;
+        let what = |e| match e {
+            kintell_ingest::ports::StoreError::Corrupt { what } => what,
+            other => panic!("expected Corrupt, got {other:?}"),
+        };
+        let load = what(store.load_catalog().await.expect_err("a blank slug"));
+        assert!(load.starts_with("companies.slug: "), "{load}");
+        let user = what(store.user_by_email(&s.anna.email).await.expect_err("tags not a list"));
+        assert!(user.starts_with("users.tags: "), "{user}");
+    }
+
+    /// Batches list newest first by `created_at` however many fraction digits the times have (SQLite keeps them
+    /// as text), and the times come back exactly.
+    async fn batch_times_order_chronologically_and_round_trip(store: &Store) {
+        let t = at("2024-06-01T10:00:00Z");
+        // Later batches get smaller ids, so the order cannot come from the id tie-break.
+        let times = [
+            (9, t),
+            (8, t + chrono::Duration::microseconds(1)),
+            (7, t + chrono::Duration::milliseconds(1)),
+            (6, t + chrono::Duration::microseconds(999_999)),
+            (5, t + chrono::Duration::seconds(1)),
+            (4, t + chrono::Duration::seconds(10)),
+        ];
+        for (n, created_at) in times {
+            let batch = kintell_ingest::domain::NewBatch {
+                created_at,
+                ..new_batch(n, &format!("b{n}"), &format!("h{n}"), "2024-06-01T10:00:00Z")
+            };
+            let stored = store.insert_batch(&batch).await.expect("insert");
+            assert_eq!(stored.created_at, created_at);
+        }
+        let listed: Vec<u128> = store
+            .list_batches(&BatchFilter::default())
+            .await
+            .expect("list")
+            .iter()
+            .map(|b| b.id.uuid().as_u128())
+            .collect();
+        assert_eq!(listed, [4, 5, 6, 7, 8, 9]);
+    }
+
+    /// Polls until another connection of the test database waits for a lock, so a contender is known to be
+    /// blocked before the holder commits.
+    async fn until_someone_waits_for_a_lock(store: &Store) {
+        let Some(Database::Postgres(pool)) = store.database() else {
+            panic!("PostgreSQL only");
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(pool)
+            .await
+            .expect("pg_stat_activity");
+            if waiting > 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no contender ever waited for the lock");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A rescoring that reaches a row while a reviewer's decision on it is uncommitted waits, then leaves the
+    /// human decision alone: the stickiness is in the statement, not in an earlier read.
+    async fn a_waiting_rescoring_never_overwrites_a_human_decision(store: &Store) {
+        let s = Seed::store(store).await;
+        let review = association(1, 100, Decision::Review, Some(&s.campaign), Some(&s.instance));
+        commit(store, &[Write::Associations(vec![review.clone()])])
+            .await
+            .expect("review");
+
+        let mut reviewer = store.begin().await.expect("begin");
+        let accepted = kintell_ingest::domain::Association {
+            decision: Decision::Accepted,
+            decided_by: Some("reviewer@acme.example".to_owned()),
+            decided_at: Some(at("2024-06-02T09:00:00Z")),
+            ..review.clone()
+        };
+        reviewer
+            .upsert_associations(std::slice::from_ref(&accepted))
+            .await
+            .expect("accept");
+
+        let rescoring = {
+            let store = store.clone();
+            let auto = kintell_ingest::domain::Association {
+                decision: Decision::Auto,
+                policy_version: "2025.1".to_owned(),
+                ..association(2, 100, Decision::Auto, Some(&s.campaign), Some(&s.instance))
+            };
+            tokio::spawn(async move {
+                let mut unit = store.begin().await.expect("begin");
+                let counts = unit.upsert_associations(&[auto]).await.expect("rescore");
+                unit.commit().await.expect("commit");
+                counts
+            })
+        };
+        until_someone_waits_for_a_lock(store).await;
+        reviewer.commit().await.expect("commit the decision");
+        let counts = rescoring.await.expect("rescoring task");
+        assert_eq!(
+            counts,
+            UpsertCounts {
+                inserted: 0,
+                updated: 0,
+                unchanged: 1
+            }
+        );
+        let stored = store
+            .association_for(ActivityKind::KintellSession, ActivityId(Uuid::from_u128(100)))
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(stored, accepted);
+    }
+
+    /// Two workers save over the same batch with the same guard; the second waits for the first and then finds
+    /// the guard no longer matches: exactly one wins.
+    async fn a_waiting_guarded_save_loses_to_the_first(store: &Store) {
+        let batch = store
+            .insert_batch(&new_batch(1, "a", "h1", "2024-06-01T10:00:00Z"))
+            .await
+            .expect("batch");
+        let guard = BatchGuard::of(&batch);
+        let mut first = store.begin().await.expect("begin");
+        assert!(first
+            .save_batch(&running(&batch, "worker-1", 0), &guard)
+            .await
+            .expect("first save"));
+        let second = {
+            let store = store.clone();
+            let batch = running(&batch, "worker-2", 0);
+            let guard = guard.clone();
+            tokio::spawn(async move { store.save_batch(&batch, &guard).await.expect("second save") })
+        };
+        until_someone_waits_for_a_lock(store).await;
+        first.commit().await.expect("commit");
+        assert!(!second.await.expect("second task"));
+        let stored = store.get_batch(BatchId(Uuid::from_u128(1))).await.expect("get");
+        assert_eq!(
+            stored.and_then(|b| b.lease_owner),
+            Some("worker-1".to_owned())
+        );
+    }
+
+    /// A rolled-back unit leaves SQLite writable at once: units take the write lock up front and give it back.
+    async fn units_after_a_failed_one_can_write(store: &Store) {
+        let s = Seed::rows();
+        let mut unit = store.begin().await.expect("begin");
+        let orphan = super::contract::campaign("orphan", &s.acme, &s.group);
+        let err = unit.upsert_campaigns(&[orphan]).await.expect_err("unknown company");
+        assert_eq!(error_name(&err), "MissingReference", "{err}");
+        unit.rollback().await.expect("rollback");
+        Seed::store(store).await;
+        assert_eq!(store.load_catalog().await.expect("load").companies.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn sqlite_corrupt_values_name_their_table_and_column() {
+        let (store, _db) = open_sqlite().await;
+        corrupt_values_name_their_table_and_column(&store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_corrupt_values_name_their_table_and_column() {
+        if let Some((store, _db)) = open_pg("postgres_corrupt_values_name_their_table_and_column").await {
+            corrupt_values_name_their_table_and_column(&store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_batch_times_order_chronologically_and_round_trip() {
+        let (store, _db) = open_sqlite().await;
+        batch_times_order_chronologically_and_round_trip(&store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_batch_times_order_chronologically_and_round_trip() {
+        let test = "postgres_batch_times_order_chronologically_and_round_trip";
+        if let Some((store, _db)) = open_pg(test).await {
+            batch_times_order_chronologically_and_round_trip(&store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_units_after_a_failed_one_can_write() {
+        let (store, _db) = open_sqlite().await;
+        units_after_a_failed_one_can_write(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_waiting_rescoring_never_overwrites_a_human_decision() {
+        let test = "postgres_a_waiting_rescoring_never_overwrites_a_human_decision";
+        if let Some((store, _db)) = open_pg(test).await {
+            a_waiting_rescoring_never_overwrites_a_human_decision(&store).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_waiting_guarded_save_loses_to_the_first() {
+        let test = "postgres_a_waiting_guarded_save_loses_to_the_first";
+        if let Some((store, _db)) = open_pg(test).await {
+            a_waiting_guarded_save_loses_to_the_first(&store).await;
+        }
+    }
+}
