@@ -18,8 +18,8 @@ CREATE TABLE program_instances (
   company_id BLOB REFERENCES companies(id),
 
   -- Time boundaries
-  start_date TEXT NOT NULL CHECK (date(start_date) = start_date),
-  end_date TEXT CHECK (end_date IS NULL OR date(end_date) = end_date),
+  start_date TEXT NOT NULL CHECK (date(start_date) IS start_date),
+  end_date TEXT CHECK (end_date IS NULL OR date(end_date) IS end_date),
 
   -- External system linkage
   external_system_id TEXT,

@@ -23,8 +23,8 @@ CREATE TABLE campaigns (
   company_id BLOB NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
   beneficiary_group_id BLOB NOT NULL REFERENCES beneficiary_groups(id) ON DELETE RESTRICT,
   program_type TEXT,
-  start_date TEXT NOT NULL CHECK (date(start_date) = start_date),
-  end_date TEXT NOT NULL CHECK (date(end_date) = end_date),
+  start_date TEXT NOT NULL CHECK (date(start_date) IS start_date),
+  end_date TEXT NOT NULL CHECK (date(end_date) IS end_date),
   status TEXT NOT NULL DEFAULT 'draft'
     CONSTRAINT campaigns_status_check
     CHECK (status IN ('draft', 'planned', 'recruiting', 'active', 'paused', 'completed', 'closed')),

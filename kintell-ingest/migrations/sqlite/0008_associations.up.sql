@@ -10,8 +10,8 @@ CREATE TABLE association_runs (
   entity TEXT NOT NULL
     CONSTRAINT association_runs_entity_check CHECK (entity IN ('sessions', 'matches', 'completions', 'all')),
   company_id BLOB CHECK (company_id IS NULL OR (typeof(company_id) = 'blob' AND length(company_id) = 16)),
-  start_date TEXT CHECK (start_date IS NULL OR date(start_date) = start_date),
-  end_date TEXT CHECK (end_date IS NULL OR date(end_date) = end_date),
+  start_date TEXT CHECK (start_date IS NULL OR date(start_date) IS start_date),
+  end_date TEXT CHECK (end_date IS NULL OR date(end_date) IS end_date),
   only_unassociated BOOLEAN NOT NULL DEFAULT 1 CHECK (only_unassociated IN (0, 1)),
   batch_size INTEGER NOT NULL CONSTRAINT association_runs_batch_size_check CHECK (batch_size >= 1),
   status TEXT NOT NULL DEFAULT 'pending'
