@@ -50,6 +50,18 @@ macro_rules! contract_tests {
 }
 
 contract_tests!(memory => |_test: &'static str| async { Some((Store::memory(), ())) });
+contract_tests!(sqlite => |_test: &'static str| async {
+    let db = crate::support::fresh_sqlite();
+    let store = Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    Some((store, db))
+});
+contract_tests!(postgres => |test: &'static str| async move {
+    let db = crate::support::fresh_pg(test).await?;
+    let store = Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    Some((store, db))
+});
 
 /// The checks, each an `async fn(&Store)` on an empty, migrated store.
 pub mod contract {
@@ -1684,9 +1696,7 @@ pub mod contract {
 /// What only the SQL stores can get wrong: values a database holds that do not parse, text timestamps that must
 /// order chronologically, and conditions that must hold in SQL rather than in a read-then-write race.
 mod sql {
-    use super::contract::{
-        Seed, association, at, commit, error_name, new_batch, running, Write,
-    };
+    use super::contract::{Seed, Write, association, at, commit, error_name, new_batch, running};
     use crate::support;
     use kintell_ingest::domain::{ActivityId, ActivityKind, BatchId, Decision};
     use kintell_ingest::ports::{BatchFilter, BatchGuard, UpsertCounts};
@@ -1712,10 +1722,18 @@ mod sql {
     async fn raw(store: &Store, sql: &'static str, id: Uuid) {
         match store.database().expect("a database") {
             Database::Sqlite(pool) => {
-                sqlx::query(sql).bind(id).execute(pool).await.expect("raw sql");
+                sqlx::query(sql)
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .expect("raw sql");
             }
             Database::Postgres(pool) => {
-                sqlx::query(sql).bind(id).execute(pool).await.expect("raw sql");
+                sqlx::query(sql)
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .expect("raw sql");
             }
         }
     }
@@ -1723,15 +1741,30 @@ mod sql {
     /// A stored value that does not parse is `Corrupt`, naming table and column, never a panic or a default.
     async fn corrupt_values_name_their_table_and_column(store: &Store) {
         let s = Seed::store(store).await;
-        raw(store, "UPDATE companies SET slug = '   ' WHERE id = $1", s.beta.id.uuid()).await;
-        raw(store, "UPDATE users SET tags = '{\"not\": \"a list\"}' WHERE id = $1", s.anna.id.uuid()).await;
+        raw(
+            store,
+            "UPDATE companies SET slug = '   ' WHERE id = $1",
+            s.beta.id.uuid(),
+        )
+        .await;
+        raw(
+            store,
+            "UPDATE users SET tags = '{\"not\": \"a list\"}' WHERE id = $1",
+            s.anna.id.uuid(),
+        )
+        .await;
         let what = |e| match e {
             kintell_ingest::ports::StoreError::Corrupt { what } => what,
             other => panic!("expected Corrupt, got {other:?}"),
         };
         let load = what(store.load_catalog().await.expect_err("a blank slug"));
         assert!(load.starts_with("companies.slug: "), "{load}");
-        let user = what(store.user_by_email(&s.anna.email).await.expect_err("tags not a list"));
+        let user = what(
+            store
+                .user_by_email(&s.anna.email)
+                .await
+                .expect_err("tags not a list"),
+        );
         assert!(user.starts_with("users.tags: "), "{user}");
     }
 
@@ -1751,7 +1784,12 @@ mod sql {
         for (n, created_at) in times {
             let batch = kintell_ingest::domain::NewBatch {
                 created_at,
-                ..new_batch(n, &format!("b{n}"), &format!("h{n}"), "2024-06-01T10:00:00Z")
+                ..new_batch(
+                    n,
+                    &format!("b{n}"),
+                    &format!("h{n}"),
+                    "2024-06-01T10:00:00Z",
+                )
             };
             let stored = store.insert_batch(&batch).await.expect("insert");
             assert_eq!(stored.created_at, created_at);
@@ -1784,7 +1822,10 @@ mod sql {
             if waiting > 0 {
                 return;
             }
-            assert!(Instant::now() < deadline, "no contender ever waited for the lock");
+            assert!(
+                Instant::now() < deadline,
+                "no contender ever waited for the lock"
+            );
             tokio::task::yield_now().await;
         }
     }
@@ -1793,7 +1834,13 @@ mod sql {
     /// human decision alone: the stickiness is in the statement, not in an earlier read.
     async fn a_waiting_rescoring_never_overwrites_a_human_decision(store: &Store) {
         let s = Seed::store(store).await;
-        let review = association(1, 100, Decision::Review, Some(&s.campaign), Some(&s.instance));
+        let review = association(
+            1,
+            100,
+            Decision::Review,
+            Some(&s.campaign),
+            Some(&s.instance),
+        );
         commit(store, &[Write::Associations(vec![review.clone()])])
             .await
             .expect("review");
@@ -1836,7 +1883,10 @@ mod sql {
             }
         );
         let stored = store
-            .association_for(ActivityKind::KintellSession, ActivityId(Uuid::from_u128(100)))
+            .association_for(
+                ActivityKind::KintellSession,
+                ActivityId(Uuid::from_u128(100)),
+            )
             .await
             .expect("read")
             .expect("stored");
@@ -1852,20 +1902,27 @@ mod sql {
             .expect("batch");
         let guard = BatchGuard::of(&batch);
         let mut first = store.begin().await.expect("begin");
-        assert!(first
-            .save_batch(&running(&batch, "worker-1", 0), &guard)
-            .await
-            .expect("first save"));
+        assert!(
+            first
+                .save_batch(&running(&batch, "worker-1", 0), &guard)
+                .await
+                .expect("first save")
+        );
         let second = {
             let store = store.clone();
             let batch = running(&batch, "worker-2", 0);
             let guard = guard.clone();
-            tokio::spawn(async move { store.save_batch(&batch, &guard).await.expect("second save") })
+            tokio::spawn(
+                async move { store.save_batch(&batch, &guard).await.expect("second save") },
+            )
         };
         until_someone_waits_for_a_lock(store).await;
         first.commit().await.expect("commit");
         assert!(!second.await.expect("second task"));
-        let stored = store.get_batch(BatchId(Uuid::from_u128(1))).await.expect("get");
+        let stored = store
+            .get_batch(BatchId(Uuid::from_u128(1)))
+            .await
+            .expect("get");
         assert_eq!(
             stored.and_then(|b| b.lease_owner),
             Some("worker-1".to_owned())
@@ -1877,7 +1934,10 @@ mod sql {
         let s = Seed::rows();
         let mut unit = store.begin().await.expect("begin");
         let orphan = super::contract::campaign("orphan", &s.acme, &s.group);
-        let err = unit.upsert_campaigns(&[orphan]).await.expect_err("unknown company");
+        let err = unit
+            .upsert_campaigns(&[orphan])
+            .await
+            .expect_err("unknown company");
         assert_eq!(error_name(&err), "MissingReference", "{err}");
         unit.rollback().await.expect("rollback");
         Seed::store(store).await;
@@ -1892,7 +1952,9 @@ mod sql {
 
     #[tokio::test]
     async fn postgres_corrupt_values_name_their_table_and_column() {
-        if let Some((store, _db)) = open_pg("postgres_corrupt_values_name_their_table_and_column").await {
+        if let Some((store, _db)) =
+            open_pg("postgres_corrupt_values_name_their_table_and_column").await
+        {
             corrupt_values_name_their_table_and_column(&store).await;
         }
     }

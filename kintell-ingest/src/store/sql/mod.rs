@@ -92,8 +92,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> Result<Vec<Self::Row>, sqlx::Error>;
 
     /// Runs a statement and returns the number of rows it changed.
-    async fn execute(conn: &mut Self::Conn, sql: String, values: Values)
-    -> Result<u64, sqlx::Error>;
+    async fn execute(
+        conn: &mut Self::Conn,
+        sql: String,
+        values: Values,
+    ) -> Result<u64, sqlx::Error>;
 }
 
 /// Builds a statement for backend `B`.
@@ -303,7 +306,10 @@ impl<B: Backend> SqlStore<B> {
         let instances = fetch::<B>(&mut tx, &query::all(query::INSTANCES), doing).await?;
         Self::commit(tx).await?;
         Ok(CatalogData {
-            companies: companies.iter().map(rows::company).collect::<StoreResult<_>>()?,
+            companies: companies
+                .iter()
+                .map(rows::company)
+                .collect::<StoreResult<_>>()?,
             groups: groups.iter().map(rows::group).collect::<StoreResult<_>>()?,
             campaigns: campaigns
                 .iter()
@@ -374,12 +380,25 @@ impl<B: Backend> SqlStore<B> {
 }
 
 /// The guarded overwrite of a batch row, on any connection.
+///
+/// `success_rows = inserted_rows + updated_rows` is checked here: the schema states it but its migrations carry no
+/// CHECK for it, and the port promises [`StoreError::Invalid`] on every store.
 async fn save_batch<B: Backend>(
     conn: &mut B::Conn,
     batch: &BatchRecord,
     guard: &BatchGuard,
 ) -> StoreResult<bool> {
-    let changed = execute::<B>(conn, &query::save_batch::<B>(batch, guard), "saving a batch").await?;
+    if batch.inserted_rows.checked_add(batch.updated_rows) != Some(batch.success_rows) {
+        return Err(StoreError::Invalid {
+            constraint: "ingestion_batches_success_rows_check".to_owned(),
+        });
+    }
+    let changed = execute::<B>(
+        conn,
+        &query::save_batch::<B>(batch, guard),
+        "saving a batch",
+    )
+    .await?;
     Ok(changed > 0)
 }
 
@@ -417,12 +436,16 @@ impl<B: Backend> SqlUnit<B> {
     /// ids (usually one) stands in for it. Batches are never deleted, so the count cannot go stale before the
     /// write.
     async fn check_batches(&mut self, rows: &[Association]) -> StoreResult<()> {
-        let ids: std::collections::BTreeSet<uuid::Uuid> =
-            rows.iter().filter_map(|a| a.batch_id).map(BatchId::uuid).collect();
+        let ids: std::collections::BTreeSet<uuid::Uuid> = rows
+            .iter()
+            .filter_map(|a| a.batch_id)
+            .map(BatchId::uuid)
+            .collect();
         let ids: Vec<uuid::Uuid> = ids.into_iter().collect();
         for chunk in ids.chunks(B::MAX_BINDS) {
             let stmt = query::count_ids(query::BATCHES.name, chunk);
-            let found = fetch::<B>(&mut self.tx, &stmt, "checking the batches of associations").await?;
+            let found =
+                fetch::<B>(&mut self.tx, &stmt, "checking the batches of associations").await?;
             if rows::count(found.first(), query::BATCHES.name)? < chunk.len() as u64 {
                 return Err(StoreError::MissingReference {
                     constraint: "activity_associations_batch_id_fkey".to_owned(),
@@ -432,7 +455,11 @@ impl<B: Backend> SqlUnit<B> {
         Ok(())
     }
 
-    async fn upsert(&mut self, spec: &query::Upsert, rows: Vec<query::KeyedRow>) -> StoreResult<UpsertCounts> {
+    async fn upsert(
+        &mut self,
+        spec: &query::Upsert,
+        rows: Vec<query::KeyedRow>,
+    ) -> StoreResult<UpsertCounts> {
         query::run_upsert::<B>(&mut self.tx, spec, rows).await
     }
 }
@@ -441,8 +468,14 @@ impl<B: Backend> SqlUnit<B> {
 impl<B: Backend> UnitOfWork for SqlUnit<B> {
     async fn users_by_email(&mut self, emails: &[Email]) -> StoreResult<Vec<User>> {
         let keys: Vec<&str> = emails.iter().map(Email::as_str).collect();
-        self.lookup(query::USERS, "email", &keys, rows::user, "looking users up by email")
-            .await
+        self.lookup(
+            query::USERS,
+            "email",
+            &keys,
+            rows::user,
+            "looking users up by email",
+        )
+        .await
     }
 
     async fn companies_by_slug(&mut self, slugs: &[Key]) -> StoreResult<Vec<Company>> {

@@ -306,7 +306,11 @@ impl KeyedRow {
 pub(super) fn company_row<B: Backend>(c: &Company) -> KeyedRow {
     KeyedRow::by_id(
         c.id.uuid(),
-        vec![uuid(c.id.uuid()), text(c.slug.as_str()), text(c.name.as_str())],
+        vec![
+            uuid(c.id.uuid()),
+            text(c.slug.as_str()),
+            text(c.name.as_str()),
+        ],
     )
 }
 
@@ -661,7 +665,12 @@ impl Upsert {
         let parts: Vec<String> = self
             .updated
             .iter()
-            .map(|c| format!("\"{t}\".\"{c}\" IS DISTINCT FROM \"excluded\".\"{c}\"", t = self.table))
+            .map(|c| {
+                format!(
+                    "\"{t}\".\"{c}\" IS DISTINCT FROM \"excluded\".\"{c}\"",
+                    t = self.table
+                )
+            })
             .collect();
         format!("({})", parts.join(" OR "))
     }

@@ -224,24 +224,27 @@ mod tests {
 
     #[test]
     fn timestamp_text_orders_chronologically_and_round_trips() {
-        let t = Utc.with_ymd_and_hms(2024, 10, 1, 8, 30, 0).single().expect("valid");
+        let t = Utc
+            .with_ymd_and_hms(2024, 10, 1, 8, 30, 0)
+            .single()
+            .expect("valid");
         assert_eq!(format_timestamp(t), "2024-10-01T08:30:00+00:00");
         let times = [
             t,
             t + chrono::Duration::nanoseconds(1),
             t + chrono::Duration::microseconds(1),
             t + chrono::Duration::milliseconds(1),
-            t + chrono::Duration::microseconds(1_234_567),
             t + chrono::Duration::seconds(1),
+            t + chrono::Duration::microseconds(1_234_567),
         ];
         for pair in times.windows(2) {
             if let [a, b] = pair {
                 assert!(format_timestamp(*a) < format_timestamp(*b), "{a} < {b}");
             }
         }
-        // The defaults write milliseconds: "08:30:00.001+00:00" sits between 1 µs and 1.234567 s.
-        assert!(format_timestamp(times[2]).as_str() < "2024-10-01T08:30:00.001+00:00");
-        assert!("2024-10-01T08:30:00.001+00:00" < format_timestamp(times[4]).as_str());
+        // The defaults write milliseconds: "08:30:00.002+00:00" sits between 1 ms and 1 s.
+        assert!(format_timestamp(times[3]).as_str() < "2024-10-01T08:30:00.002+00:00");
+        assert!("2024-10-01T08:30:00.002+00:00" < format_timestamp(times[4]).as_str());
         for t in times {
             assert_eq!(parse_timestamp(&format_timestamp(t)).ok(), Some(t));
         }
@@ -260,7 +263,10 @@ mod tests {
                 "ingestion_batches.entity_kind, ingestion_batches.file_hash",
                 "ingestion_batches_in_flight_uq",
             ),
-            ("program_instances.program_slug", "program_instances_program_slug_idx"),
+            (
+                "program_instances.program_slug",
+                "program_instances_program_slug_idx",
+            ),
             ("something odd", "something odd"),
         ];
         for (columns, name) in cases {
@@ -270,7 +276,10 @@ mod tests {
 
     #[test]
     fn hand_written_timestamps_parse() {
-        let t = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).single().expect("valid");
+        let t = Utc
+            .with_ymd_and_hms(2024, 1, 2, 3, 4, 5)
+            .single()
+            .expect("valid");
         assert_eq!(parse_timestamp("2024-01-02 03:04:05").ok(), Some(t));
         assert_eq!(parse_timestamp("2024-01-02T05:04:05+02:00").ok(), Some(t));
         assert!(parse_timestamp("yesterday").is_err());

@@ -164,7 +164,10 @@ async fn upserts_are_one_statement_per_chunk<B: Backend>(pool: B::Pool) {
     }
     let mut unit = store.begin_unit().await.expect("begin");
     let emails: Vec<Email> = people.iter().map(|u| u.email.clone()).collect();
-    assert_eq!(unit.users_by_email(&emails).await.expect("lookup").len(), 5_000);
+    assert_eq!(
+        unit.users_by_email(&emails).await.expect("lookup").len(),
+        5_000
+    );
     assert_eq!(take_statements(), ["SELECT users"]);
     let counts = unit.upsert_users(&people).await.expect("users");
     assert_eq!(
@@ -186,7 +189,9 @@ use sqlx::Connection;
 async fn sqlite_upserts_are_one_statement_per_chunk() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    let db = crate::store::Database::connect(&url).await.expect("connect");
+    let db = crate::store::Database::connect(&url)
+        .await
+        .expect("connect");
     db.migrate().await.expect("migrate");
     let pool = db.as_sqlite().expect("a SQLite database").clone();
     upserts_are_one_statement_per_chunk::<super::sqlite::SqliteBackend>(pool).await;
@@ -195,7 +200,9 @@ async fn sqlite_upserts_are_one_statement_per_chunk() {
 #[tokio::test]
 async fn postgres_upserts_are_one_statement_per_chunk() {
     let Ok(admin) = std::env::var("KINTELL_TEST_DATABASE_URL") else {
-        println!("skipped: postgres_upserts_are_one_statement_per_chunk needs KINTELL_TEST_DATABASE_URL");
+        println!(
+            "skipped: postgres_upserts_are_one_statement_per_chunk needs KINTELL_TEST_DATABASE_URL"
+        );
         return;
     };
     let name = format!("kintell_test_{}", uuid::Uuid::new_v4().simple());
@@ -208,13 +215,17 @@ async fn postgres_upserts_are_one_statement_per_chunk() {
         Some((server, _)) => format!("{server}/{name}"),
         None => admin.clone(),
     };
-    let db = crate::store::Database::connect(&url).await.expect("connect");
+    let db = crate::store::Database::connect(&url)
+        .await
+        .expect("connect");
     db.migrate().await.expect("migrate");
     let pool = db.as_postgres().expect("a PostgreSQL database").clone();
     upserts_are_one_statement_per_chunk::<super::postgres::PostgresBackend>(pool).await;
     db.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-        .execute(&mut conn)
-        .await
-        .expect("drop database");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("drop database");
 }
