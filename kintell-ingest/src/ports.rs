@@ -159,6 +159,18 @@ pub trait UnitOfWork: Send {
     /// [`StoreError::Backend`], [`StoreError::Corrupt`].
     async fn companies_by_slug(&mut self, slugs: &[Key]) -> StoreResult<Vec<Company>>;
 
+    /// The beneficiary groups with these keys, in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn groups_by_key(&mut self, keys: &[Key]) -> StoreResult<Vec<BeneficiaryGroup>>;
+
+    /// The campaigns with these keys, in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn campaigns_by_key(&mut self, keys: &[Key]) -> StoreResult<Vec<Campaign>>;
+
     /// The programme instances with these slugs, in no particular order (one query).
     ///
     /// # Errors

@@ -1,0 +1,3 @@
+-- 0003 ingestion_batches, reverted (seed 000 step 2 rollback).
+DROP TABLE ingestion_row_errors;
+DROP TABLE ingestion_batches;

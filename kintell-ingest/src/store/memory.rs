@@ -1,0 +1,1138 @@
+//! The in-memory store: every port on plain maps, for tests, examples and dry runs without a database.
+//!
+//! It honours the constraints of the SQL schema for everything the ports write, with the same named errors: unique
+//! keys and the in-flight batch index are [`StoreError::Duplicate`], checks [`StoreError::Invalid`], foreign keys
+//! [`StoreError::MissingReference`].
+//!
+//! # One writer at a time
+//!
+//! A unit of work holds the store's single writer permit from [`UnitOfWorkFactory::begin`] until it is committed,
+//! rolled back or dropped; `begin` (and the batch ledger's own writes, which are units of their own) wait for it
+//! asynchronously. So units are serialised, not merely isolated: a task that holds a unit and then begins another
+//! one, or calls [`BatchRepository::insert_batch`] / [`BatchRepository::save_batch`], waits forever. Reads outside a
+//! unit never wait for the permit and see only committed data.
+//!
+//! A unit keeps its writes in a private overlay on top of the committed tables, so its cost is proportional to what
+//! it writes, not to the size of the store; commit folds the overlay in under the data lock, at once.
+//!
+//! Like a PostgreSQL transaction, a unit whose operation failed is aborted: every later operation fails with
+//! [`StoreError::Backend`], and commit discards its writes and reports the same error.
+
+use crate::domain::{
+    ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
+    BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, Decision, Email,
+    EntityKind, GroupId, InstanceId, Key, NewBatch, ProgramInstance, ProgramSlug, User, UserId,
+};
+use crate::ports::{
+    ActivityRepository, AssociationRepository, BatchFilter, BatchGuard, BatchRepository,
+    CatalogData, CatalogRepository, StoreError, StoreResult, UnitOfWork, UnitOfWorkFactory,
+    UpsertCounts,
+};
+use crate::store::Store;
+use async_trait::async_trait;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+/// A store that lives in memory and disappears with its last handle.
+///
+/// Clones share the same data. See the module documentation for how units of work are serialised.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// Waits for the writer permit and starts a unit of work on it.
+    async fn unit(&self) -> MemoryUnit {
+        let permit = Acquire {
+            shared: Arc::clone(&self.shared),
+        }
+        .await;
+        MemoryUnit {
+            permit,
+            overlay: Tables::default(),
+            aborted: false,
+        }
+    }
+
+    /// Runs `f` on the committed tables.
+    fn read<T>(&self, f: impl FnOnce(&Tables) -> T) -> T {
+        f(&lock(&self.shared.data))
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let data = lock(&self.shared.data);
+        f.debug_struct("MemoryStore")
+            .field("companies", &data.companies.rows.len())
+            .field("campaigns", &data.campaigns.rows.len())
+            .field("users", &data.users.rows.len())
+            .field("batches", &data.batches.rows.len())
+            .field("associations", &data.associations.rows.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// A handle on a new, empty [`MemoryStore`].
+    pub fn memory() -> Store {
+        Store::from_repositories(Arc::new(MemoryStore::new()))
+    }
+}
+
+/// What every handle and unit of a store shares.
+#[derive(Default)]
+struct Shared {
+    /// The committed tables; held only for the span of one synchronous operation, never across an `.await`.
+    data: Mutex<Tables>,
+    /// The single writer permit.
+    gate: Mutex<Gate>,
+}
+
+/// Locks a mutex; a panic while it was held cannot leave the tables half-changed (every change is a single
+/// `put` or a fold of an overlay built beforehand), so a poisoned lock is still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Default)]
+struct Gate {
+    held: bool,
+    waiting: Vec<Waker>,
+}
+
+/// The future of the writer permit. Without tokio in the pure build, this is a minimal async lock: waiters are
+/// all woken on release and race for the permit, so a cancelled waiter never swallows a wake-up.
+struct Acquire {
+    shared: Arc<Shared>,
+}
+
+impl Future for Acquire {
+    type Output = Permit;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit> {
+        let mut gate = lock(&self.shared.gate);
+        if gate.held {
+            if !gate.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                gate.waiting.push(cx.waker().clone());
+            }
+            Poll::Pending
+        } else {
+            gate.held = true;
+            Poll::Ready(Permit {
+                shared: Arc::clone(&self.shared),
+            })
+        }
+    }
+}
+
+/// The writer permit; released on drop.
+struct Permit {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let waiting = {
+            let mut gate = lock(&self.shared.gate);
+            gate.held = false;
+            std::mem::take(&mut gate.waiting)
+        };
+        for w in waiting {
+            w.wake();
+        }
+    }
+}
+
+/// A row of a table: its primary key and its one secondary unique key, if any.
+trait Row: Clone + PartialEq {
+    type Id: Copy + Eq + Hash;
+    /// The name of the secondary unique index, as the SQL schema names it.
+    const UNIQUE: &'static str;
+    fn id(&self) -> Self::Id;
+    /// The row's entry in the secondary unique index (`None`: the row is not in it, as with a partial index).
+    fn unique_key(&self) -> Option<String>;
+}
+
+/// Rows by primary key, plus the secondary unique index.
+struct Table<R: Row> {
+    rows: HashMap<R::Id, R>,
+    by_key: HashMap<String, R::Id>,
+}
+
+impl<R: Row> Default for Table<R> {
+    fn default() -> Self {
+        Table {
+            rows: HashMap::new(),
+            by_key: HashMap::new(),
+        }
+    }
+}
+
+impl<R: Row> Table<R> {
+    fn put(&mut self, row: R) {
+        let id = row.id();
+        if let Some(old_key) = self.rows.get(&id).and_then(Row::unique_key)
+            && self.by_key.get(&old_key) == Some(&id)
+        {
+            self.by_key.remove(&old_key);
+        }
+        if let Some(key) = row.unique_key() {
+            self.by_key.insert(key, id);
+        }
+        self.rows.insert(id, row);
+    }
+
+    /// Folds an overlay in; the order of its rows does not matter, since `put` only drops an index entry that
+    /// still points at the row being replaced.
+    fn merge(&mut self, overlay: Table<R>) {
+        for (_, row) in overlay.rows {
+            self.put(row);
+        }
+    }
+}
+
+/// A unit's picture of one table: its overlay over the committed rows.
+struct View<'a, R: Row> {
+    base: &'a Table<R>,
+    over: &'a Table<R>,
+}
+
+fn view<'a, R: Row>(base: &'a Table<R>, over: &'a Table<R>) -> View<'a, R> {
+    View { base, over }
+}
+
+impl<'a, R: Row> View<'a, R> {
+    fn get(&self, id: R::Id) -> Option<&'a R> {
+        self.over.rows.get(&id).or_else(|| self.base.rows.get(&id))
+    }
+
+    fn contains(&self, id: R::Id) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// The row holding `key` in the unique index.
+    fn owner(&self, key: &str) -> Option<R::Id> {
+        if let Some(id) = self.over.by_key.get(key) {
+            return Some(*id);
+        }
+        // A committed owner that the overlay rewrote no longer holds the key (else the overlay's index had it).
+        self.base
+            .by_key
+            .get(key)
+            .copied()
+            .filter(|id| !self.over.rows.contains_key(id))
+    }
+}
+
+/// Every table the ports write.
+#[derive(Default)]
+struct Tables {
+    companies: Table<Company>,
+    groups: Table<BeneficiaryGroup>,
+    campaigns: Table<Campaign>,
+    instances: Table<ProgramInstance>,
+    users: Table<User>,
+    batches: Table<BatchRecord>,
+    associations: Table<Association>,
+}
+
+impl Tables {
+    fn merge(&mut self, overlay: Tables) {
+        let Tables {
+            companies,
+            groups,
+            campaigns,
+            instances,
+            users,
+            batches,
+            associations,
+        } = overlay;
+        self.companies.merge(companies);
+        self.groups.merge(groups);
+        self.campaigns.merge(campaigns);
+        self.instances.merge(instances);
+        self.users.merge(users);
+        self.batches.merge(batches);
+        self.associations.merge(associations);
+    }
+}
+
+impl Row for Company {
+    type Id = CompanyId;
+    const UNIQUE: &'static str = "companies_slug_key";
+    fn id(&self) -> CompanyId {
+        self.id
+    }
+    fn unique_key(&self) -> Option<String> {
+        Some(self.slug.as_str().to_owned())
+    }
+}
+
+impl Row for BeneficiaryGroup {
+    type Id = GroupId;
+    const UNIQUE: &'static str = "beneficiary_groups_key_key";
+    fn id(&self) -> GroupId {
+        self.id
+    }
+    fn unique_key(&self) -> Option<String> {
+        Some(self.key.as_str().to_owned())
+    }
+}
+
+impl Row for Campaign {
+    type Id = CampaignId;
+    const UNIQUE: &'static str = "campaigns_key_key";
+    fn id(&self) -> CampaignId {
+        self.id
+    }
+    fn unique_key(&self) -> Option<String> {
+        Some(self.key.as_str().to_owned())
+    }
+}
+
+impl Row for ProgramInstance {
+    type Id = InstanceId;
+    const UNIQUE: &'static str = "program_instances_program_slug_key";
+    fn id(&self) -> InstanceId {
+        self.id
+    }
+    fn unique_key(&self) -> Option<String> {
+        Some(self.slug.as_str().to_owned())
+    }
+}
+
+impl Row for User {
+    type Id = UserId;
+    const UNIQUE: &'static str = "users_email_key";
+    fn id(&self) -> UserId {
+        self.id
+    }
+    fn unique_key(&self) -> Option<String> {
+        Some(self.email.as_str().to_owned())
+    }
+}
+
+/// Whether a batch is in the partial index `ingestion_batches_in_flight_uq`.
+fn in_flight(status: BatchStatus) -> bool {
+    matches!(
+        status,
+        BatchStatus::Pending | BatchStatus::Running | BatchStatus::Paused
+    )
+}
+
+fn in_flight_key(entity: EntityKind, file_hash: &str) -> String {
+    format!("{}\u{1f}{file_hash}", entity.as_str())
+}
+
+impl Row for BatchRecord {
+    type Id = BatchId;
+    const UNIQUE: &'static str = "ingestion_batches_in_flight_uq";
+    fn id(&self) -> BatchId {
+        self.id
+    }
+    fn unique_key(&self) -> Option<String> {
+        in_flight(self.status).then(|| in_flight_key(self.entity_kind, &self.file_hash))
+    }
+}
+
+fn association_key(kind: ActivityKind, activity: ActivityId) -> String {
+    format!("{}/{activity}", kind.as_str())
+}
+
+impl Row for Association {
+    type Id = AssociationId;
+    const UNIQUE: &'static str = "activity_associations_activity_kind_activity_id_key";
+    fn id(&self) -> AssociationId {
+        self.id
+    }
+    fn unique_key(&self) -> Option<String> {
+        Some(association_key(self.activity_kind, self.activity_id))
+    }
+}
+
+fn duplicate(constraint: &str) -> StoreError {
+    StoreError::Duplicate {
+        constraint: constraint.to_owned(),
+    }
+}
+
+fn invalid(constraint: &str) -> StoreError {
+    StoreError::Invalid {
+        constraint: constraint.to_owned(),
+    }
+}
+
+fn missing(constraint: &str) -> StoreError {
+    StoreError::MissingReference {
+        constraint: constraint.to_owned(),
+    }
+}
+
+fn aborted() -> StoreError {
+    StoreError::Backend {
+        message: "the unit of work was aborted by an earlier error; roll it back".to_owned(),
+        source: "an earlier operation of this unit of work failed".into(),
+    }
+}
+
+/// Refuses an optional reference to a row that does not exist.
+fn reference<R: Row>(view: &View<'_, R>, id: Option<R::Id>, constraint: &str) -> StoreResult<()> {
+    match id {
+        Some(id) if !view.contains(id) => Err(missing(constraint)),
+        _ => Ok(()),
+    }
+}
+
+/// Upserts rows by primary key, in order (a repeated id sees the earlier row). `keep` carries stored values an
+/// update must not change into the new row; `check` applies the check constraints, then the unique index is
+/// checked, then `refs` the foreign keys — the order in which PostgreSQL reports them. Unchanged rows are not
+/// checked, as an `ON CONFLICT … DO UPDATE … WHERE` that changes nothing checks nothing.
+fn upsert<R: Row>(
+    base: &Table<R>,
+    over: &mut Table<R>,
+    rows: &[R],
+    keep: impl Fn(R, &R) -> R,
+    check: impl Fn(&R) -> StoreResult<()>,
+    refs: impl Fn(&R) -> StoreResult<()>,
+) -> StoreResult<UpsertCounts> {
+    let mut counts = UpsertCounts::default();
+    for row in rows {
+        let view = View { base, over };
+        let stored = view.get(row.id());
+        let new = match stored {
+            Some(s) => keep(row.clone(), s),
+            None => row.clone(),
+        };
+        if stored == Some(&new) {
+            counts.unchanged += 1;
+            continue;
+        }
+        check(&new)?;
+        if let Some(key) = new.unique_key()
+            && view.owner(&key).is_some_and(|owner| owner != new.id())
+        {
+            return Err(duplicate(R::UNIQUE));
+        }
+        refs(&new)?;
+        if stored.is_some() {
+            counts.updated += 1;
+        } else {
+            counts.inserted += 1;
+        }
+        over.put(new);
+    }
+    Ok(counts)
+}
+
+fn upsert_companies(
+    base: &Tables,
+    over: &mut Tables,
+    rows: &[Company],
+) -> StoreResult<UpsertCounts> {
+    upsert(
+        &base.companies,
+        &mut over.companies,
+        rows,
+        |new, _| new,
+        |_| Ok(()),
+        |_| Ok(()),
+    )
+}
+
+fn upsert_groups(
+    base: &Tables,
+    over: &mut Tables,
+    rows: &[BeneficiaryGroup],
+) -> StoreResult<UpsertCounts> {
+    upsert(
+        &base.groups,
+        &mut over.groups,
+        rows,
+        |new, _| new,
+        |_| Ok(()),
+        |_| Ok(()),
+    )
+}
+
+fn upsert_campaigns(
+    base: &Tables,
+    over: &mut Tables,
+    rows: &[Campaign],
+) -> StoreResult<UpsertCounts> {
+    let companies = view(&base.companies, &over.companies);
+    let groups = view(&base.groups, &over.groups);
+    upsert(
+        &base.campaigns,
+        &mut over.campaigns,
+        rows,
+        |new, _| new,
+        |c| {
+            if c.end_date < c.start_date {
+                return Err(invalid("campaigns_check"));
+            }
+            Ok(())
+        },
+        |c| {
+            reference(&companies, Some(c.company_id), "campaigns_company_id_fkey")?;
+            reference(
+                &groups,
+                Some(c.beneficiary_group_id),
+                "campaigns_beneficiary_group_id_fkey",
+            )
+        },
+    )
+}
+
+fn upsert_instances(
+    base: &Tables,
+    over: &mut Tables,
+    rows: &[ProgramInstance],
+) -> StoreResult<UpsertCounts> {
+    let companies = view(&base.companies, &over.companies);
+    let campaigns = view(&base.campaigns, &over.campaigns);
+    upsert(
+        &base.instances,
+        &mut over.instances,
+        rows,
+        |new, stored| ProgramInstance {
+            created_at: stored.created_at,
+            ..new
+        },
+        |i| match i.end_date {
+            Some(end) if end < i.start_date => Err(invalid("program_instances_check")),
+            _ => Ok(()),
+        },
+        |i| {
+            reference(
+                &companies,
+                i.company_id,
+                "program_instances_company_id_fkey",
+            )?;
+            reference(
+                &campaigns,
+                i.campaign_id,
+                "program_instances_campaign_id_fkey",
+            )
+        },
+    )
+}
+
+fn upsert_users(base: &Tables, over: &mut Tables, rows: &[User]) -> StoreResult<UpsertCounts> {
+    let companies = view(&base.companies, &over.companies);
+    upsert(
+        &base.users,
+        &mut over.users,
+        rows,
+        |new, _| new,
+        |_| Ok(()),
+        |u| reference(&companies, u.company_id, "users_company_id_fkey"),
+    )
+}
+
+/// Upserts associations by (kind, activity), keeping the stored id and the sticky decisions.
+///
+/// `run_id` is not checked: no port writes `association_runs` yet, so the memory store has no such table.
+fn upsert_associations(
+    base: &Tables,
+    over: &mut Tables,
+    rows: &[Association],
+) -> StoreResult<UpsertCounts> {
+    let mut counts = UpsertCounts::default();
+    for row in rows {
+        let associations = view(&base.associations, &over.associations);
+        let key = association_key(row.activity_kind, row.activity_id);
+        let stored = associations.owner(&key).and_then(|id| associations.get(id));
+        let new = match stored {
+            Some(s) => {
+                let sticky = s.decision.is_human()
+                    || (s.decision == Decision::Explicit && row.decision != Decision::Explicit);
+                let new = Association {
+                    id: s.id,
+                    ..row.clone()
+                };
+                if sticky || *s == new {
+                    counts.unchanged += 1;
+                    continue;
+                }
+                new
+            }
+            None => {
+                if associations.contains(row.id) {
+                    return Err(duplicate("activity_associations_pkey"));
+                }
+                row.clone()
+            }
+        };
+        let campaigns = view(&base.campaigns, &over.campaigns);
+        let instances = view(&base.instances, &over.instances);
+        let batches = view(&base.batches, &over.batches);
+        reference(
+            &campaigns,
+            new.campaign_id,
+            "activity_associations_campaign_id_fkey",
+        )?;
+        reference(
+            &instances,
+            new.program_instance_id,
+            "activity_associations_program_instance_id_fkey",
+        )?;
+        reference(
+            &batches,
+            new.batch_id,
+            "activity_associations_batch_id_fkey",
+        )?;
+        if stored.is_some() {
+            counts.updated += 1;
+        } else {
+            counts.inserted += 1;
+        }
+        over.associations.put(new);
+    }
+    Ok(counts)
+}
+
+/// The checks of `ingestion_batches` on its counters.
+fn check_counters(b: &BatchRecord) -> StoreResult<()> {
+    let processed = b
+        .success_rows
+        .checked_add(b.error_rows)
+        .and_then(|s| s.checked_add(b.skipped_rows));
+    if processed != Some(b.last_processed_row) {
+        return Err(invalid("ingestion_batches_processed_rows_check"));
+    }
+    if b.last_processed_row > b.total_rows {
+        return Err(invalid("ingestion_batches_total_rows_check"));
+    }
+    if b.inserted_rows.checked_add(b.updated_rows) != Some(b.success_rows) {
+        return Err(invalid("ingestion_batches_success_rows_check"));
+    }
+    Ok(())
+}
+
+/// Checks a batch row against the table's constraints and writes it.
+fn put_batch(base: &Tables, over: &mut Tables, batch: BatchRecord) -> StoreResult<()> {
+    check_counters(&batch)?;
+    let batches = view(&base.batches, &over.batches);
+    if let Some(key) = batch.unique_key()
+        && batches.owner(&key).is_some_and(|owner| owner != batch.id)
+    {
+        return Err(duplicate(BatchRecord::UNIQUE));
+    }
+    let instances = view(&base.instances, &over.instances);
+    reference(
+        &instances,
+        batch.program_instance_id,
+        "ingestion_batches_program_instance_id_fkey",
+    )?;
+    over.batches.put(batch);
+    Ok(())
+}
+
+fn insert_batch(base: &Tables, over: &mut Tables, new: &NewBatch) -> StoreResult<BatchRecord> {
+    let batches = view(&base.batches, &over.batches);
+    if batches.contains(new.id) {
+        return Err(duplicate("ingestion_batches_pkey"));
+    }
+    let record = BatchRecord {
+        id: new.id,
+        file_name: new.file_name.clone(),
+        file_hash: new.file_hash.clone(),
+        file_size_bytes: new.file_size_bytes,
+        entity_kind: new.entity_kind,
+        format: new.format.clone(),
+        program_type: new.program_type,
+        program_instance_id: new.program_instance_id,
+        source_system: new.source_system.clone(),
+        import_method: new.import_method,
+        status: BatchStatus::Pending,
+        total_rows: new.total_rows,
+        success_rows: 0,
+        inserted_rows: 0,
+        updated_rows: 0,
+        skipped_rows: 0,
+        error_rows: 0,
+        last_processed_row: 0,
+        error_file_path: None,
+        csv_metadata: new.csv_metadata.clone(),
+        imported_by_service: new.imported_by_service.clone(),
+        error_summary: None,
+        lease_owner: None,
+        lease_expires_at: None,
+        last_error: None,
+        requested_action: None,
+        started_at: None,
+        completed_at: None,
+        created_at: new.created_at,
+        updated_at: new.created_at,
+    };
+    put_batch(base, over, record.clone())?;
+    Ok(record)
+}
+
+/// Overwrites every column but `id` and `created_at` when the guard matches.
+fn save_batch(
+    base: &Tables,
+    over: &mut Tables,
+    batch: &BatchRecord,
+    guard: &BatchGuard,
+) -> StoreResult<bool> {
+    let batches = view(&base.batches, &over.batches);
+    let Some(stored) = batches.get(batch.id) else {
+        return Ok(false);
+    };
+    if !guard.matches(stored) {
+        return Ok(false);
+    }
+    let row = BatchRecord {
+        created_at: stored.created_at,
+        ..batch.clone()
+    };
+    put_batch(base, over, row)?;
+    Ok(true)
+}
+
+/// Sorts batches newest first: by `created_at`, then by id (UUIDv7 ids grow with time).
+fn newest_first(batches: &mut [BatchRecord]) {
+    batches.sort_by_key(|b| std::cmp::Reverse((b.created_at, b.id)));
+}
+
+/// A unit of work of the memory store: an overlay of writes, published on commit.
+struct MemoryUnit {
+    permit: Permit,
+    overlay: Tables,
+    aborted: bool,
+}
+
+impl MemoryUnit {
+    /// Runs one operation on the unit's picture of the tables; a failure aborts the unit.
+    fn run<T>(&mut self, f: impl FnOnce(&Tables, &mut Tables) -> StoreResult<T>) -> StoreResult<T> {
+        if self.aborted {
+            return Err(aborted());
+        }
+        let base = lock(&self.permit.shared.data);
+        let result = f(&base, &mut self.overlay);
+        self.aborted = result.is_err();
+        result
+    }
+
+    /// Publishes the overlay; the permit is released only afterwards, when `self` is dropped.
+    fn publish(self) -> StoreResult<()> {
+        if self.aborted {
+            return Err(aborted());
+        }
+        lock(&self.permit.shared.data).merge(self.overlay);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UnitOfWork for MemoryUnit {
+    async fn users_by_email(&mut self, emails: &[Email]) -> StoreResult<Vec<User>> {
+        self.run(|base, over| {
+            let users = view(&base.users, &over.users);
+            let wanted: HashSet<&str> = emails.iter().map(Email::as_str).collect();
+            Ok(wanted
+                .into_iter()
+                .filter_map(|e| users.owner(e).and_then(|id| users.get(id)).cloned())
+                .collect())
+        })
+    }
+
+    async fn companies_by_slug(&mut self, slugs: &[Key]) -> StoreResult<Vec<Company>> {
+        self.run(|base, over| {
+            let companies = view(&base.companies, &over.companies);
+            let wanted: HashSet<&str> = slugs.iter().map(Key::as_str).collect();
+            Ok(wanted
+                .into_iter()
+                .filter_map(|s| companies.owner(s).and_then(|id| companies.get(id)).cloned())
+                .collect())
+        })
+    }
+
+    async fn groups_by_key(&mut self, keys: &[Key]) -> StoreResult<Vec<BeneficiaryGroup>> {
+        self.run(|base, over| {
+            let groups = view(&base.groups, &over.groups);
+            let wanted: HashSet<&str> = keys.iter().map(Key::as_str).collect();
+            Ok(wanted
+                .into_iter()
+                .filter_map(|k| groups.owner(k).and_then(|id| groups.get(id)).cloned())
+                .collect())
+        })
+    }
+
+    async fn campaigns_by_key(&mut self, keys: &[Key]) -> StoreResult<Vec<Campaign>> {
+        self.run(|base, over| {
+            let campaigns = view(&base.campaigns, &over.campaigns);
+            let wanted: HashSet<&str> = keys.iter().map(Key::as_str).collect();
+            Ok(wanted
+                .into_iter()
+                .filter_map(|k| campaigns.owner(k).and_then(|id| campaigns.get(id)).cloned())
+                .collect())
+        })
+    }
+
+    async fn instances_by_slug(
+        &mut self,
+        slugs: &[ProgramSlug],
+    ) -> StoreResult<Vec<ProgramInstance>> {
+        self.run(|base, over| {
+            let instances = view(&base.instances, &over.instances);
+            let wanted: HashSet<&str> = slugs.iter().map(ProgramSlug::as_str).collect();
+            Ok(wanted
+                .into_iter()
+                .filter_map(|s| instances.owner(s).and_then(|id| instances.get(id)).cloned())
+                .collect())
+        })
+    }
+
+    async fn upsert_companies(&mut self, rows: &[Company]) -> StoreResult<UpsertCounts> {
+        self.run(|base, over| upsert_companies(base, over, rows))
+    }
+
+    async fn upsert_groups(&mut self, rows: &[BeneficiaryGroup]) -> StoreResult<UpsertCounts> {
+        self.run(|base, over| upsert_groups(base, over, rows))
+    }
+
+    async fn upsert_campaigns(&mut self, rows: &[Campaign]) -> StoreResult<UpsertCounts> {
+        self.run(|base, over| upsert_campaigns(base, over, rows))
+    }
+
+    async fn upsert_instances(&mut self, rows: &[ProgramInstance]) -> StoreResult<UpsertCounts> {
+        self.run(|base, over| upsert_instances(base, over, rows))
+    }
+
+    async fn upsert_users(&mut self, rows: &[User]) -> StoreResult<UpsertCounts> {
+        self.run(|base, over| upsert_users(base, over, rows))
+    }
+
+    async fn upsert_associations(&mut self, rows: &[Association]) -> StoreResult<UpsertCounts> {
+        self.run(|base, over| upsert_associations(base, over, rows))
+    }
+
+    async fn save_batch(&mut self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool> {
+        self.run(|base, over| save_batch(base, over, batch, guard))
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        (*self).publish()
+    }
+
+    async fn rollback(self: Box<Self>) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UnitOfWorkFactory for MemoryStore {
+    async fn begin(&self) -> StoreResult<Box<dyn UnitOfWork>> {
+        Ok(Box::new(self.unit().await))
+    }
+}
+
+#[async_trait]
+impl BatchRepository for MemoryStore {
+    async fn insert_batch(&self, batch: &NewBatch) -> StoreResult<BatchRecord> {
+        let mut unit = self.unit().await;
+        let record = unit.run(|base, over| insert_batch(base, over, batch))?;
+        unit.publish()?;
+        Ok(record)
+    }
+
+    async fn get_batch(&self, id: BatchId) -> StoreResult<Option<BatchRecord>> {
+        Ok(self.read(|t| t.batches.rows.get(&id).cloned()))
+    }
+
+    async fn list_batches(&self, filter: &BatchFilter) -> StoreResult<Vec<BatchRecord>> {
+        let mut found: Vec<BatchRecord> = self.read(|t| {
+            t.batches
+                .rows
+                .values()
+                .filter(|b| filter.status.is_none_or(|s| b.status == s))
+                .filter(|b| filter.entity_kind.is_none_or(|e| b.entity_kind == e))
+                .cloned()
+                .collect()
+        });
+        newest_first(&mut found);
+        if let Some(limit) = filter.limit {
+            found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        }
+        Ok(found)
+    }
+
+    async fn batches_by_hash(
+        &self,
+        entity: EntityKind,
+        file_hash: &str,
+    ) -> StoreResult<Vec<BatchRecord>> {
+        let mut found: Vec<BatchRecord> = self.read(|t| {
+            t.batches
+                .rows
+                .values()
+                .filter(|b| b.entity_kind == entity && b.file_hash == file_hash)
+                .cloned()
+                .collect()
+        });
+        newest_first(&mut found);
+        Ok(found)
+    }
+
+    async fn batches_by_file_name(
+        &self,
+        entity: EntityKind,
+        file_name: &str,
+    ) -> StoreResult<Vec<BatchRecord>> {
+        let mut found: Vec<BatchRecord> = self.read(|t| {
+            t.batches
+                .rows
+                .values()
+                .filter(|b| b.entity_kind == entity && b.file_name == file_name)
+                .cloned()
+                .collect()
+        });
+        newest_first(&mut found);
+        Ok(found)
+    }
+
+    async fn save_batch(&self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool> {
+        let mut unit = self.unit().await;
+        let saved = unit.run(|base, over| save_batch(base, over, batch, guard))?;
+        unit.publish()?;
+        Ok(saved)
+    }
+}
+
+/// No port writes activities yet, so the memory store holds none: every count is 0 and no lineage is found.
+#[async_trait]
+impl ActivityRepository for MemoryStore {
+    async fn count_activities(&self, _kind: ActivityKind) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn activity_lineage(
+        &self,
+        _kind: ActivityKind,
+        _id: ActivityId,
+    ) -> StoreResult<Option<ActivityLineage>> {
+        Ok(None)
+    }
+}
+
+/// Sorted by id, so that a load is reproducible (the SQL stores read in primary-key order too).
+fn sorted_by_id<R: Row>(table: &Table<R>) -> Vec<R>
+where
+    R::Id: Ord,
+{
+    let mut rows: Vec<R> = table.rows.values().cloned().collect();
+    rows.sort_by_key(Row::id);
+    rows
+}
+
+#[async_trait]
+impl CatalogRepository for MemoryStore {
+    async fn load_catalog(&self) -> StoreResult<CatalogData> {
+        Ok(self.read(|t| CatalogData {
+            companies: sorted_by_id(&t.companies),
+            groups: sorted_by_id(&t.groups),
+            campaigns: sorted_by_id(&t.campaigns),
+            instances: sorted_by_id(&t.instances),
+        }))
+    }
+
+    async fn instance_by_slug(&self, slug: &ProgramSlug) -> StoreResult<Option<ProgramInstance>> {
+        Ok(self.read(|t| {
+            t.instances
+                .by_key
+                .get(slug.as_str())
+                .and_then(|id| t.instances.rows.get(id))
+                .cloned()
+        }))
+    }
+
+    async fn instance_by_id(&self, id: InstanceId) -> StoreResult<Option<ProgramInstance>> {
+        Ok(self.read(|t| t.instances.rows.get(&id).cloned()))
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        Ok(self.read(|t| {
+            t.users
+                .by_key
+                .get(email.as_str())
+                .and_then(|id| t.users.rows.get(id))
+                .cloned()
+        }))
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        Ok(self.read(|t| t.users.rows.len() as u64))
+    }
+}
+
+#[async_trait]
+impl AssociationRepository for MemoryStore {
+    async fn get_association(&self, id: AssociationId) -> StoreResult<Option<Association>> {
+        Ok(self.read(|t| t.associations.rows.get(&id).cloned()))
+    }
+
+    async fn association_for(
+        &self,
+        kind: ActivityKind,
+        activity_id: ActivityId,
+    ) -> StoreResult<Option<Association>> {
+        Ok(self.read(|t| {
+            t.associations
+                .by_key
+                .get(&association_key(kind, activity_id))
+                .and_then(|id| t.associations.rows.get(id))
+                .cloned()
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Name, ProgramType};
+    use std::task::Waker;
+
+    fn company(slug: &str) -> Company {
+        Company {
+            id: CompanyId::stable(slug),
+            slug: Key::parse(slug).expect("slug"),
+            name: Name::parse(slug).expect("name"),
+        }
+    }
+
+    fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn ready<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        match poll_once(f.as_mut()) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("the memory store never waits when nobody holds the permit"),
+        }
+    }
+
+    #[test]
+    fn a_second_unit_waits_until_the_first_ends() {
+        let store = MemoryStore::new();
+        let mut first = ready(store.begin()).expect("begin");
+        ready(first.upsert_companies(&[company("acme")])).expect("write");
+
+        let mut second = std::pin::pin!(store.begin());
+        assert!(poll_once(second.as_mut()).is_pending());
+        // The batch ledger's own writes are units too.
+        let batch = new_batch();
+        let mut save = std::pin::pin!(store.insert_batch(&batch));
+        assert!(poll_once(save.as_mut()).is_pending());
+
+        ready(first.commit()).expect("commit");
+        let Poll::Ready(Ok(mut second)) = poll_once(second.as_mut()) else {
+            panic!("the permit was released by the commit");
+        };
+        let seen =
+            ready(second.companies_by_slug(&[Key::parse("acme").expect("key")])).expect("look-up");
+        assert_eq!(seen, vec![company("acme")]);
+        assert!(poll_once(save.as_mut()).is_pending());
+        drop(second);
+        assert!(matches!(poll_once(save.as_mut()), Poll::Ready(Ok(_))));
+    }
+
+    #[test]
+    fn uncommitted_writes_are_seen_only_by_their_unit() {
+        let store = MemoryStore::new();
+        let mut unit = ready(store.begin()).expect("begin");
+        ready(unit.upsert_companies(&[company("acme")])).expect("write");
+        assert!(
+            ready(store.load_catalog())
+                .expect("load")
+                .companies
+                .is_empty()
+        );
+        ready(unit.rollback()).expect("rollback");
+        assert!(
+            ready(store.load_catalog())
+                .expect("load")
+                .companies
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_failed_operation_aborts_the_unit() {
+        let store = MemoryStore::new();
+        let mut unit = ready(store.begin()).expect("begin");
+        ready(unit.upsert_companies(&[company("acme")])).expect("write");
+        let mut clash = company("beta");
+        clash.slug = Key::parse("acme").expect("key");
+        assert!(matches!(
+            ready(unit.upsert_companies(&[clash])),
+            Err(StoreError::Duplicate { .. })
+        ));
+        assert!(matches!(
+            ready(unit.upsert_companies(&[company("gamma")])),
+            Err(StoreError::Backend { .. })
+        ));
+        assert!(matches!(
+            ready(unit.commit()),
+            Err(StoreError::Backend { .. })
+        ));
+        assert!(
+            ready(store.load_catalog())
+                .expect("load")
+                .companies
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_key_freed_inside_a_unit_can_be_taken_again() {
+        let store = MemoryStore::new();
+        let mut unit = ready(store.begin()).expect("begin");
+        ready(unit.upsert_companies(&[company("acme")])).expect("write");
+        ready(unit.commit()).expect("commit");
+
+        let mut unit = ready(store.begin()).expect("begin");
+        let mut renamed = company("acme");
+        renamed.slug = Key::parse("acme-old").expect("key");
+        let mut newcomer = company("newcomer");
+        newcomer.slug = Key::parse("acme").expect("key");
+        ready(unit.upsert_companies(&[renamed.clone(), newcomer.clone()])).expect("swap");
+        ready(unit.commit()).expect("commit");
+
+        let mut companies = ready(store.load_catalog()).expect("load").companies;
+        companies.sort_by(|a, b| a.slug.cmp(&b.slug));
+        assert_eq!(companies, vec![newcomer, renamed]);
+    }
+
+    fn new_batch() -> NewBatch {
+        NewBatch {
+            id: BatchId(uuid::Uuid::nil()),
+            file_name: "a.csv".into(),
+            file_hash: "00".into(),
+            file_size_bytes: None,
+            entity_kind: EntityKind::KintellSessions,
+            format: "unknown".into(),
+            program_type: ProgramType::Kintell,
+            program_instance_id: None,
+            source_system: "kintell".into(),
+            import_method: crate::domain::ImportMethod::CsvUpload,
+            total_rows: 0,
+            csv_metadata: serde_json::json!({}),
+            imported_by_service: None,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The PostgreSQL store: the shared SQL implementation with PostgreSQL's types and upsert counting.
+//!
+//! An upsert returns `xmax = 0` for each row it inserted or changed: a freshly inserted tuple has no deleting or
+//! locking transaction, while a row reached through `ON CONFLICT DO UPDATE` carries the upserting transaction's id.
+//! Rows the `WHERE` of the update left alone are not returned, so they are the unchanged ones. One statement per
+//! chunk, no prior read.
+
+use super::{Backend, SqlRow, SqlStore, delegate_ports};
+use crate::ports::BoxError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_query::{Expr, PostgresQueryBuilder, Value, Values};
+use sea_query_sqlx::SqlxValues;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::{AssertSqlSafe, Postgres, Row, Transaction, TypeInfo, ValueRef};
+
+/// PostgreSQL's details.
+pub(crate) struct PostgresBackend;
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    type Pool = PgPool;
+    type Conn = PgConnection;
+    type Tx = Transaction<'static, Postgres>;
+    type Pooled = PoolConnection<Postgres>;
+    type Row = PgRow;
+    type Builder = PostgresQueryBuilder;
+
+    /// The wire protocol counts parameters in 16 bits.
+    const MAX_BINDS: usize = 65_535;
+
+    fn timestamp(t: Option<DateTime<Utc>>) -> Value {
+        Value::ChronoDateTimeUtc(t)
+    }
+
+    fn json(v: Option<&serde_json::Value>) -> Value {
+        Value::Json(v.map(|v| Box::new(v.clone())))
+    }
+
+    fn now() -> Expr {
+        Expr::cust("now()")
+    }
+
+    fn inserted_marker() -> Option<Expr> {
+        Some(Expr::cust("(xmax = 0) AS \"inserted\""))
+    }
+
+    async fn begin(pool: &PgPool) -> Result<Self::Tx, sqlx::Error> {
+        pool.begin().await
+    }
+
+    async fn begin_read(pool: &PgPool) -> Result<Self::Tx, sqlx::Error> {
+        pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+    }
+
+    async fn acquire(pool: &PgPool) -> Result<Self::Pooled, sqlx::Error> {
+        pool.acquire().await
+    }
+
+    async fn commit(tx: Self::Tx) -> Result<(), sqlx::Error> {
+        tx.commit().await
+    }
+
+    async fn rollback(tx: Self::Tx) -> Result<(), sqlx::Error> {
+        tx.rollback().await
+    }
+
+    fn constraint(err: &dyn sqlx::error::DatabaseError) -> Option<String> {
+        err.constraint().map(str::to_owned)
+    }
+
+    async fn fetch(
+        conn: &mut PgConnection,
+        sql: String,
+        values: Values,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        sqlx::query_with(AssertSqlSafe(sql), SqlxValues(values))
+            .fetch_all(conn)
+            .await
+    }
+
+    async fn execute(
+        conn: &mut PgConnection,
+        sql: String,
+        values: Values,
+    ) -> Result<u64, sqlx::Error> {
+        sqlx::query_with(AssertSqlSafe(sql), SqlxValues(values))
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    }
+}
+
+impl SqlRow for PgRow {
+    fn uuid(&self, col: &str) -> Result<Option<uuid::Uuid>, BoxError> {
+        Ok(self.try_get(col)?)
+    }
+
+    fn text(&self, col: &str) -> Result<Option<String>, BoxError> {
+        Ok(self.try_get(col)?)
+    }
+
+    /// Widens whatever integer width the column has (the seeds use `INTEGER` where the domain has `i64`).
+    fn int(&self, col: &str) -> Result<Option<i64>, BoxError> {
+        let raw = self.try_get_raw(col)?;
+        if raw.is_null() {
+            return Ok(None);
+        }
+        let width = raw.type_info().name().to_owned();
+        Ok(Some(match width.as_str() {
+            "INT2" => i64::from(self.try_get::<i16, _>(col)?),
+            "INT4" => i64::from(self.try_get::<i32, _>(col)?),
+            _ => self.try_get::<i64, _>(col)?,
+        }))
+    }
+
+    fn boolean(&self, col: &str) -> Result<Option<bool>, BoxError> {
+        Ok(self.try_get(col)?)
+    }
+
+    fn date(&self, col: &str) -> Result<Option<chrono::NaiveDate>, BoxError> {
+        Ok(self.try_get(col)?)
+    }
+
+    fn timestamp(&self, col: &str) -> Result<Option<DateTime<Utc>>, BoxError> {
+        Ok(self.try_get(col)?)
+    }
+
+    fn json(&self, col: &str) -> Result<Option<serde_json::Value>, BoxError> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+/// The store on a PostgreSQL database, migrated with the PostgreSQL migrations.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: SqlStore<PostgresBackend>,
+}
+
+impl PostgresStore {
+    /// A store over a pool of a migrated database.
+    pub(crate) fn new(pool: PgPool) -> Self {
+        PostgresStore {
+            inner: SqlStore::new(pool),
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+delegate_ports!(PostgresStore);
