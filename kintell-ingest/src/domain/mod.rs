@@ -6,6 +6,7 @@
 mod enums;
 mod ids;
 mod number;
+mod rows;
 mod text;
 mod time;
 
@@ -22,6 +23,7 @@ pub use number::{
     Confidence, Decimal, DurationMinutes, FinalScore, NumberError, ProgressPercent, Rating,
     parse_integer,
 };
+pub use rows::{CompletionRow, DomainRow, MatchRow, PersonName, SessionRow, UserRow};
 pub use text::{
     CourseId, Email, Key, Name, ProgramSlug, Provider, SessionId, Tag, Tags, TextError,
 };
