@@ -89,7 +89,10 @@ impl FormatId {
 
     /// The formats of an entity, in detection order.
     pub fn of_entity(entity: EntityKind) -> impl Iterator<Item = FormatId> {
-        Self::ALL.iter().copied().filter(move |f| f.entity() == entity)
+        Self::ALL
+            .iter()
+            .copied()
+            .filter(move |f| f.entity() == entity)
     }
 
     /// The required columns, by canonical name.
@@ -134,7 +137,9 @@ impl<'de> serde::Deserialize<'de> for FormatId {
 
 /// A format id that names no format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a format (expected one of: kintell-sessions, mentors-v1, language-v1, language-v1.1, kintell-users, buddy-matches, course-completions)")]
+#[error(
+    "{0:?} is not a format (expected one of: kintell-sessions, mentors-v1, language-v1, language-v1.1, kintell-users, buddy-matches, course-completions)"
+)]
 pub struct UnknownFormatId(pub String);
 
 /// The field delimiter.
@@ -496,11 +501,7 @@ pub(crate) fn detect(
     {
         return Err(FileError::new(
             FileErrorCode::UnknownFormat,
-            format!(
-                "format {f} holds {} rows, not {} rows",
-                f.entity(),
-                e
-            ),
+            format!("format {f} holds {} rows, not {} rows", f.entity(), e),
         ));
     }
     let tried = candidates(entity, format);
@@ -518,7 +519,9 @@ pub(crate) fn detect(
                     return Ok(*f);
                 }
             }
-            let sessions_only = several.iter().all(|f| f.entity() == EntityKind::KintellSessions);
+            let sessions_only = several
+                .iter()
+                .all(|f| f.entity() == EntityKind::KintellSessions);
             if sessions_only
                 && several.contains(&FormatId::MentorsV1)
                 && several.contains(&FormatId::LanguageV1)

@@ -53,9 +53,17 @@ pub fn instance_from_file_name(file_name: &str) -> Option<FileNameInstance> {
 
 fn kind(word: &str) -> (ProgramType, &'static str, &'static str) {
     if word.starts_with("mentor") {
-        (ProgramType::MentorsUkraine, "mentors", "Mentors for Ukraine")
+        (
+            ProgramType::MentorsUkraine,
+            "mentors",
+            "Mentors for Ukraine",
+        )
     } else {
-        (ProgramType::LanguageUkraine, "language", "Language for Ukraine")
+        (
+            ProgramType::LanguageUkraine,
+            "language",
+            "Language for Ukraine",
+        )
     }
 }
 
@@ -96,11 +104,8 @@ fn periodic_instance(caps: &regex::Captures<'_>) -> Option<FileNameInstance> {
         (m, m, format!("{name} {year_text}"), format!("{m:02}"))
     };
     let start_date = NaiveDate::from_ymd_opt(year, start_month, 1)?;
-    let end_date = NaiveDate::from_ymd_opt(
-        year,
-        end_month,
-        days_in_month(i64::from(year), end_month),
-    )?;
+    let end_date =
+        NaiveDate::from_ymd_opt(year, end_month, days_in_month(i64::from(year), end_month))?;
     Some(FileNameInstance {
         slug: ProgramSlug::parse(&format!("{slug_word}-ukraine-{year_text}-{slug_period}")).ok()?,
         name: format!("{title} - {label}"),

@@ -157,11 +157,15 @@ impl<R: Read> Parser<R> {
             }
         };
         let tried = candidates(options.entity, options.format);
-        let delimiter = options.delimiter.unwrap_or_else(|| sniff(&first_line, &tried));
+        let delimiter = options
+            .delimiter
+            .unwrap_or_else(|| sniff(&first_line, &tried));
         tok.set_delimiter(delimiter.byte());
         let header_line = tok.line();
         if tok.next_record().map_err(OpenError::Io)? == Next::End {
-            return Err(FileError::new(FileErrorCode::EmptyFile, "the file holds no header line").into());
+            return Err(
+                FileError::new(FileErrorCode::EmptyFile, "the file holds no header line").into(),
+            );
         }
         let raw = tok.record();
         let found: Vec<String> = (0..raw.len())
@@ -228,7 +232,10 @@ impl<R: Read> Parser<R> {
         let info = HeaderInfo {
             format,
             delimiter,
-            columns: slots.iter().map(|s| s.map(|c| c.name().to_owned())).collect(),
+            columns: slots
+                .iter()
+                .map(|s| s.map(|c| c.name().to_owned()))
+                .collect(),
             header: found,
             unknown_columns,
             comments,
@@ -365,7 +372,10 @@ impl<R: Read> Parser<R> {
         for (i, &end) in raw.ends.iter().enumerate() {
             let text = match whole {
                 Some(t) => t.get(start..end),
-                None => raw.bytes.get(start..end).and_then(|b| std::str::from_utf8(b).ok()),
+                None => raw
+                    .bytes
+                    .get(start..end)
+                    .and_then(|b| std::str::from_utf8(b).ok()),
             };
             start = end;
             let slot = self.slots.get(i).copied().flatten();

@@ -61,7 +61,8 @@ impl Kept {
     fn append(&mut self, bytes: &[u8]) {
         let room = KEPT_FIELD_BYTES.saturating_sub(self.current.len());
         if bytes.len() > room {
-            self.current.extend_from_slice(bytes.get(..room).unwrap_or_default());
+            self.current
+                .extend_from_slice(bytes.get(..room).unwrap_or_default());
             self.current_cut = true;
         } else {
             self.current.extend_from_slice(bytes);
@@ -200,7 +201,11 @@ impl<R: Read> Tokenizer<R> {
     /// Drops a leading UTF-8 byte-order mark.
     pub(crate) fn strip_bom(&mut self) -> io::Result<()> {
         while self.len - self.pos < 3 && self.fill()? {}
-        if self.buf.get(self.pos..self.len).is_some_and(|b| b.starts_with(b"\xEF\xBB\xBF")) {
+        if self
+            .buf
+            .get(self.pos..self.len)
+            .is_some_and(|b| b.starts_with(b"\xEF\xBB\xBF"))
+        {
             self.pos += 3;
         }
         Ok(())
@@ -367,7 +372,9 @@ impl<R: Read> Tokenizer<R> {
             self.kept.finish_field();
         }
         if self.kept.dropped {
-            self.kept.text.extend_from_slice(TRUNCATED_MARKER.as_bytes());
+            self.kept
+                .text
+                .extend_from_slice(TRUNCATED_MARKER.as_bytes());
             self.kept.ends.push(self.kept.text.len());
         }
         if self.out.len() < self.kept.text.len() {

@@ -151,7 +151,11 @@ impl<'a> Check<'a, '_> {
                 self.push(
                     c,
                     ErrorCode::OutOfRange,
-                    format!("{}: {} is earlier than 2000-01-01T00:00Z", c.name(), show(s)),
+                    format!(
+                        "{}: {} is earlier than 2000-01-01T00:00Z",
+                        c.name(),
+                        show(s)
+                    ),
                 );
                 None
             }
@@ -189,14 +193,13 @@ impl<'a> Check<'a, '_> {
                     NumberError::Invalid { .. } => ErrorCode::InvalidNumber,
                     NumberError::OutOfRange { .. } => ErrorCode::OutOfRange,
                 };
-                let e = match e {
-                    NumberError::Invalid { what, .. } => NumberError::Invalid {
-                        what,
-                        value: show(s),
-                    },
-                    other => other,
+                let message = match e {
+                    NumberError::Invalid { what, .. } => {
+                        format!("{}: {} is not a valid {what}", c.name(), show(s))
+                    }
+                    other => format!("{}: {other}", c.name()),
                 };
-                self.push(c, code, format!("{}: {e}", c.name()));
+                self.push(c, code, message);
                 None
             }
         }
@@ -253,11 +256,7 @@ impl<'a> Check<'a, '_> {
         }
     }
 
-    fn choice<T, E>(
-        &mut self,
-        c: Column,
-        parse: impl FnOnce(&str) -> Result<T, E>,
-    ) -> Option<T> {
+    fn choice<T, E>(&mut self, c: Column, parse: impl FnOnce(&str) -> Result<T, E>) -> Option<T> {
         let s = self.get(c)?;
         match parse(s) {
             Ok(v) => Some(v),
@@ -442,16 +441,12 @@ fn scheduled_session(format: FormatId, c: &mut Check<'_, '_>) -> Option<SessionR
             match serde_json::from_str::<Map<String, Value>>(s) {
                 Ok(m) => metadata = Some(m),
                 Err(e) => {
-                    let why = if s.trim_start().starts_with('{') {
-                        format!("it is not valid JSON ({e})")
+                    let message = if serde_json::from_str::<Value>(s).is_ok() {
+                        format!("metadata: {} is JSON but not an object", show(s))
                     } else {
-                        "it must be a JSON object".to_owned()
+                        format!("metadata: {} is not valid JSON ({e})", show(s))
                     };
-                    c.push(
-                        Column::Metadata,
-                        ErrorCode::InvalidJson,
-                        format!("metadata: {} is not a JSON object: {why}", show(s)),
-                    );
+                    c.push(Column::Metadata, ErrorCode::InvalidJson, message);
                 }
             }
         }
