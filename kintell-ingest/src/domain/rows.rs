@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    CourseId, Email, EndReason, EntityKind, FinalScore, Key, LanguageLevel, MatchStatus,
-    ProgramSlug, Provider, DurationMinutes, Rating, SessionId, SessionType, UserRole,
+    CourseId, DurationMinutes, Email, EndReason, EntityKind, FinalScore, Key, LanguageLevel,
+    MatchStatus, ProgramSlug, Provider, Rating, SessionId, SessionType, UserRole,
 };
 
 /// A Kintell session, whichever of the four session formats it came from.
