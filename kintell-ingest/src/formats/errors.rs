@@ -348,8 +348,12 @@ impl<'de> serde::Deserialize<'de> for RawRecord {
 /// The values of the record the parser returned last, borrowed from its buffers.
 #[derive(Debug, Clone, Copy)]
 pub struct RawRecordRef<'a> {
+    /// The fields' bytes, each `gap` bytes after the previous one's end.
     pub(crate) bytes: &'a [u8],
+    /// Where each field ends in `bytes`.
     pub(crate) ends: &'a [usize],
+    /// Bytes between two fields: 0 for unquoted copies, 1 for a line split in place at its delimiters.
+    pub(crate) gap: usize,
 }
 
 impl<'a> RawRecordRef<'a> {
@@ -368,9 +372,22 @@ impl<'a> RawRecordRef<'a> {
         let end = *self.ends.get(index)?;
         let start = match index {
             0 => 0,
-            i => *self.ends.get(i - 1)?,
+            i => *self.ends.get(i - 1)? + self.gap,
         };
         self.bytes.get(start..end)
+    }
+
+    /// The bytes of every value with what separates them (for a whole-record UTF-8 check).
+    pub(crate) fn span(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Where value `index` starts in [`RawRecordRef::span`].
+    pub(crate) fn start(&self, index: usize) -> usize {
+        match index {
+            0 => 0,
+            i => self.ends.get(i - 1).map_or(0, |e| e + self.gap),
+        }
     }
 
     /// Copies the values, replacing invalid UTF-8 by U+FFFD.

@@ -88,8 +88,8 @@ pub struct Record {
     pub row: DomainRow,
 }
 
-/// What reading one record gave: a row, or the row's problems.
-pub type Entry = Result<Record, RowError>;
+/// What reading one record gave: a row, or the row's problems (boxed: rejections are rare and large).
+pub type Entry = Result<Record, Box<RowError>>;
 
 /// A streaming parser over one file.
 ///
@@ -328,7 +328,7 @@ impl<R: Read> Parser<R> {
                     let raw = self.tok.record();
                     let blank = raw.len() == 1
                         && !self.tok.too_large()
-                        && std::str::from_utf8(raw.bytes).is_ok_and(|s| s.trim().is_empty());
+                        && std::str::from_utf8(raw.span()).is_ok_and(|s| s.trim().is_empty());
                     if !blank {
                         return Ok(true);
                     }
@@ -350,7 +350,12 @@ impl<R: Read> Parser<R> {
         let line_number = self.tok.start_line();
         let raw = self.tok.record();
         let reject = |problems: Vec<Problem>| {
-            RowError::from_problems(row_number, line_number, problems, raw.to_owned_record())
+            Box::new(RowError::from_problems(
+                row_number,
+                line_number,
+                problems,
+                raw.to_owned_record(),
+            ))
         };
         if self.tok.too_large() {
             return Err(reject(vec![Problem::new(
@@ -363,26 +368,25 @@ impl<R: Read> Parser<R> {
                 ),
             )]));
         }
-        let whole = std::str::from_utf8(raw.bytes).ok();
+        let whole = std::str::from_utf8(raw.span()).ok();
         let mut cells: [Option<&str>; Column::COUNT] = [None; Column::COUNT];
         let mut unreadable = 0u64;
         let mut record_problems = Vec::new();
         let mut bad_fields: Vec<Option<String>> = Vec::new();
-        let mut start = 0;
         for (i, &end) in raw.ends.iter().enumerate() {
+            let start = raw.start(i);
             let text = match whole {
                 Some(t) => t.get(start..end),
                 None => raw
-                    .bytes
+                    .span()
                     .get(start..end)
                     .and_then(|b| std::str::from_utf8(b).ok()),
             };
-            start = end;
             let slot = self.slots.get(i).copied().flatten();
             match text {
                 Some(t) => {
                     if let Some(c) = slot {
-                        let t = t.trim();
+                        let t = trim(t);
                         if let Some(cell) = cells.get_mut(c as usize) {
                             *cell = (!t.is_empty()).then_some(t);
                         }
@@ -445,6 +449,14 @@ impl<R: Read> Iterator for Parser<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_record().transpose()
+    }
+}
+
+/// Trims whitespace; values that start and end with visible ASCII, nearly all of them, are returned as they are.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&f), Some(&l)) if f > b' ' && f < 0x80 && l > b' ' && l < 0x80 => s,
+        _ => s.trim(),
     }
 }
 

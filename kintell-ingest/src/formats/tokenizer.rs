@@ -118,12 +118,15 @@ pub(crate) struct Tokenizer<R> {
     bytes_read: u64,
     out: Vec<u8>,
     out_len: usize,
+    /// Where the last fast-path record lies in `buf` (start, length); `None` when it is in `out`.
+    line: Option<(usize, usize)>,
     ends: Vec<usize>,
     nends: usize,
     kept: Kept,
     too_large: bool,
     record_bytes: usize,
     start_line: u64,
+    delimiter: u8,
 }
 
 impl<R: Read> Tokenizer<R> {
@@ -139,12 +142,14 @@ impl<R: Read> Tokenizer<R> {
             bytes_read: 0,
             out: vec![0; 4096],
             out_len: 0,
+            line: None,
             ends: vec![0; 64],
             nends: 0,
             kept: Kept::default(),
             too_large: false,
             record_bytes: 0,
             start_line: 1,
+            delimiter: b',',
         }
     }
 
@@ -155,7 +160,13 @@ impl<R: Read> Tokenizer<R> {
             .delimiter(delimiter)
             .double_quote(true)
             .build();
+        // A first read marks the start of the input as seen, so `csv-core` never strips a BOM-like prefix from a
+        // later record: whether a record goes through it or through the fast path must not change its values.
+        let _ = self
+            .core
+            .read_record(b"\n", &mut [0u8; 1], &mut [0usize; 1]);
         self.core.set_line(line);
+        self.delimiter = delimiter;
     }
 
     /// Reads more input, keeping the unread part. Returns `false` at the end of the input.
@@ -275,10 +286,14 @@ impl<R: Read> Tokenizer<R> {
             }
         }
         self.start_line = self.core.line();
+        self.line = None;
         self.out_len = 0;
         self.nends = 0;
         self.too_large = false;
         self.record_bytes = 0;
+        if self.fast_record() {
+            return Ok(Next::Record);
+        }
         loop {
             if self.pos == self.len {
                 self.fill()?;
@@ -358,6 +373,47 @@ impl<R: Read> Tokenizer<R> {
         }
     }
 
+    /// Splits a record that is one buffered line with `memchr`, which is what almost every record is; `csv-core`
+    /// gives the same fields, slower. A line without quotes stays in the input buffer (not touched before the next
+    /// record is read); one with well-formed quoted fields is unquoted into `out`. Anything else (a quoted field
+    /// running over the line end, text after a closing quote, a quote inside an unquoted field, a lone CR, a line
+    /// not yet wholly buffered) returns `false` and is left to `csv-core`.
+    fn fast_record(&mut self) -> bool {
+        let avail = self.buf.get(self.pos..self.len).unwrap_or_default();
+        let Some(nl) = memchr::memchr(b'\n', avail) else {
+            return false;
+        };
+        let raw_line = avail.get(..nl).unwrap_or_default();
+        let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
+        if line.len() > MAX_RECORD_BYTES || memchr::memchr(b'\r', line).is_some() {
+            return false;
+        }
+        let quoted = memchr::memchr(b'"', line).is_some();
+        let n = if quoted {
+            match split_quoted(line, self.delimiter, &mut self.out, &mut self.ends) {
+                Some((n, written)) => {
+                    self.out_len = written;
+                    self.record_bytes = written;
+                    n
+                }
+                None => return false,
+            }
+        } else {
+            match split_plain(line, self.delimiter, &mut self.ends) {
+                Some(n) => {
+                    self.line = Some((self.pos, line.len()));
+                    self.record_bytes = line.len() + 1 - n;
+                    n
+                }
+                None => return false,
+            }
+        };
+        self.nends = n;
+        self.pos += nl + 1;
+        self.core.set_line(self.core.line() + 1);
+        true
+    }
+
     fn start_too_large(&mut self) {
         self.too_large = true;
         self.kept.clear();
@@ -412,9 +468,109 @@ impl<R: Read> Tokenizer<R> {
 
     /// The last record's field bytes and field ends.
     pub(crate) fn record(&self) -> RawRecordRef<'_> {
+        let (bytes, gap) = match self.line {
+            Some((start, len)) => (self.buf.get(start..start + len).unwrap_or_default(), 1),
+            None => (self.out.get(..self.out_len).unwrap_or_default(), 0),
+        };
         RawRecordRef {
-            bytes: self.out.get(..self.out_len).unwrap_or_default(),
+            bytes,
+            gap,
             ends: self.ends.get(..self.nends).unwrap_or_default(),
+        }
+    }
+}
+
+/// Stores `end` as field `n`'s end, growing `ends` up to the field limit; `false` past it.
+fn push_end(ends: &mut Vec<usize>, n: usize, end: usize) -> bool {
+    if n >= ends.len() {
+        if n > MAX_FIELDS {
+            return false;
+        }
+        ends.resize((2 * n).clamp(64, MAX_FIELDS + 1), 0);
+    }
+    if let Some(e) = ends.get_mut(n) {
+        *e = end;
+    }
+    true
+}
+
+/// Records the field ends of a line without quotes (each field ends at a delimiter or the line's end).
+fn split_plain(line: &[u8], delimiter: u8, ends: &mut Vec<usize>) -> Option<usize> {
+    let mut n = 0;
+    for end in memchr::memchr_iter(delimiter, line).chain(std::iter::once(line.len())) {
+        if !push_end(ends, n, end) {
+            return None;
+        }
+        n += 1;
+    }
+    Some(n)
+}
+
+/// Unquotes a line whose quoted fields all close on it, each followed by a delimiter or the line's end, into
+/// `out`; returns the number of fields and bytes written, or `None` for anything `csv-core` must judge.
+fn split_quoted(
+    line: &[u8],
+    delimiter: u8,
+    out: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+) -> Option<(usize, usize)> {
+    if out.len() < line.len() {
+        out.resize(line.len().next_power_of_two(), 0);
+    }
+    let mut written = 0;
+    let copy = |out: &mut Vec<u8>, bytes: &[u8], written: &mut usize| {
+        if let Some(dst) = out.get_mut(*written..*written + bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+        *written += bytes.len();
+    };
+    let mut p = 0;
+    let mut n = 0;
+    loop {
+        let rest = line.get(p..).unwrap_or_default();
+        let more = if rest.first() == Some(&b'"') {
+            p += 1;
+            loop {
+                let inner = line.get(p..).unwrap_or_default();
+                let q = memchr::memchr(b'"', inner)?;
+                copy(out, inner.get(..q).unwrap_or_default(), &mut written);
+                p += q + 1;
+                if line.get(p) == Some(&b'"') {
+                    copy(out, b"\"", &mut written);
+                    p += 1;
+                } else {
+                    break;
+                }
+            }
+            match line.get(p) {
+                None => false,
+                Some(&d) if d == delimiter => {
+                    p += 1;
+                    true
+                }
+                Some(_) => return None,
+            }
+        } else {
+            match memchr::memchr2(delimiter, b'"', rest) {
+                None => {
+                    copy(out, rest, &mut written);
+                    p = line.len();
+                    false
+                }
+                Some(k) if rest.get(k) == Some(&delimiter) => {
+                    copy(out, rest.get(..k).unwrap_or_default(), &mut written);
+                    p += k + 1;
+                    true
+                }
+                Some(_) => return None,
+            }
+        };
+        if !push_end(ends, n, written) {
+            return None;
+        }
+        n += 1;
+        if !more {
+            return Some((n, written));
         }
     }
 }
@@ -446,4 +602,58 @@ pub(crate) fn split_line(line: &[u8], delimiter: u8) -> Vec<Vec<u8>> {
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fields(bytes: &[u8], ends: &[usize], gap: usize) -> Vec<Vec<u8>> {
+        let r = RawRecordRef { bytes, ends, gap };
+        (0..ends.len())
+            .map(|i| r.get_bytes(i).unwrap_or_default().to_vec())
+            .collect()
+    }
+
+    proptest! {
+        /// Whenever the fast paths accept a line, they split it exactly as `csv-core` does.
+        #[test]
+        fn fast_paths_agree_with_csv_core(
+            line in proptest::collection::vec(
+                prop_oneof![Just(b','), Just(b';'), Just(b'"'), Just(b' '), Just(b'a'), Just(b'\xd0'), Just(b'\xb4')],
+                0..40,
+            ),
+            semicolon in any::<bool>(),
+        ) {
+            prop_assume!(!line.is_empty());
+            let d = if semicolon { b';' } else { b',' };
+            let expected = split_line(&line, d);
+            let mut ends = Vec::new();
+            let mut out = Vec::new();
+            if memchr::memchr(b'"', &line).is_none() {
+                let n = split_plain(&line, d, &mut ends).unwrap();
+                prop_assert_eq!(fields(&line, &ends[..n], 1), expected);
+            } else if let Some((n, written)) = split_quoted(&line, d, &mut out, &mut ends) {
+                prop_assert_eq!(fields(&out[..written], &ends[..n], 0), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn quoted_lines_take_the_fast_path_only_when_simple() {
+        let mut ends = Vec::new();
+        let mut out = Vec::new();
+        assert!(split_quoted(b"a,\"b,\"\"c\"\"\",", b',', &mut out, &mut ends).is_some());
+        assert_eq!(
+            fields(&out[..7], &ends[..3], 0),
+            vec![b"a".to_vec(), b"b,\"c\"".to_vec(), Vec::new()]
+        );
+        for hard in [&b"\"open"[..], b"\"a\"b", b"a\"b", b"x,\"a\" "] {
+            assert!(
+                split_quoted(hard, b',', &mut out, &mut ends).is_none(),
+                "{hard:?}"
+            );
+        }
+    }
 }

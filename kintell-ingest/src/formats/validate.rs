@@ -348,10 +348,9 @@ pub(crate) fn row(
 
 fn session_type(c: &mut Check<'_, '_>) -> Option<SessionType> {
     let s = c.required(Column::SessionType)?;
-    let lower = s.to_lowercase();
-    if lower.contains("language") {
+    if contains_word(s, "language") {
         Some(SessionType::Language)
-    } else if lower.contains("mentor") {
+    } else if contains_word(s, "mentor") {
         Some(SessionType::Mentorship)
     } else {
         c.push(
@@ -366,6 +365,27 @@ fn session_type(c: &mut Check<'_, '_>) -> Option<SessionType> {
     }
 }
 
+/// Whether `s`, lower-cased, contains `needle` (lower-case ASCII); allocates only for non-ASCII text.
+fn contains_word(s: &str, needle: &str) -> bool {
+    if s.is_ascii() {
+        let (h, n) = (s.as_bytes(), needle.as_bytes());
+        let first = n.first().copied().unwrap_or_default();
+        h.windows(n.len()).any(|w| {
+            w.first().is_some_and(|b| b.to_ascii_lowercase() == first) && w.eq_ignore_ascii_case(n)
+        })
+    } else {
+        s.to_lowercase().contains(needle)
+    }
+}
+
+/// A 1–5 rating; the common single-digit case skips decimal parsing (same result).
+fn five_point(s: &str) -> Result<Rating, NumberError> {
+    match s.as_bytes() {
+        [d @ b'1'..=b'5'] => Rating::from_hundredths(i64::from(d - b'1') * 25),
+        _ => Rating::parse_five_point(s),
+    }
+}
+
 fn kintell_session(c: &mut Check<'_, '_>) -> Option<SessionRow> {
     let session_id = c.bounded(Column::SessionId, true, SessionId::parse);
     let session_type = session_type(c);
@@ -373,7 +393,7 @@ fn kintell_session(c: &mut Check<'_, '_>) -> Option<SessionRow> {
     let volunteer = c.email(Column::VolunteerEmail);
     let date = c.time(Column::Date, true, true);
     let duration = c.number(Column::DurationMin, true, DurationMinutes::parse);
-    let rating = c.number(Column::Rating, false, Rating::parse_five_point);
+    let rating = c.number(Column::Rating, false, five_point);
     let feedback = c.text(Column::FeedbackText, FEEDBACK_MAX);
     let level = c.choice(Column::LanguageLevel, LanguageLevel::parse);
     let program_ref = c.program_ref();

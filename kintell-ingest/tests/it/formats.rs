@@ -524,7 +524,7 @@ fn header_only_and_entity_restriction() {
     "#]],
     );
     check(
-        &format!("{KS}"),
+        KS,
         expect![[r#"
         format kintell-sessions delimiter , header line 1
         columns session_id session_type participant_email volunteer_email date duration_min rating feedback_text language_level
@@ -896,7 +896,7 @@ fn arb_language_row() -> impl Strategy<Value = (String, String)> {
                     }
                     kintell_ingest::synthetic::write_field(&mut line, f);
                 }
-                (format!("{id}"), String::from_utf8(line).unwrap())
+                (id, String::from_utf8(line).unwrap())
             },
         )
 }
