@@ -9,3 +9,4 @@ pub mod formats;
 pub mod ports;
 pub mod scoring;
 pub mod store;
+pub mod synthetic;

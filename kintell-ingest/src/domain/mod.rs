@@ -7,6 +7,7 @@ mod enums;
 mod ids;
 mod number;
 mod records;
+mod rows;
 mod text;
 mod time;
 
@@ -27,6 +28,7 @@ pub use records::{
     ActivityLineage, Association, BatchRecord, BeneficiaryGroup, Campaign, Company, NewBatch,
     ProgramInstance, User,
 };
+pub use rows::{CompletionRow, DomainRow, FullName, MatchRow, SessionRow, UserRow};
 pub use text::{
     CourseId, Email, GroupType, Key, Name, PersonName, ProgramSlug, Provider, SessionId, Tag, Tags,
     TextError,
