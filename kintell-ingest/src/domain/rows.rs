@@ -50,7 +50,7 @@ impl SessionRow {
 
 /// A person's display name, split at the first whitespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PersonName {
+pub struct FullName {
     /// Everything before the first whitespace (at most 100 characters).
     pub first: String,
     /// Everything after it, trimmed; `None` for a one-word name (at most 100 characters).
@@ -64,7 +64,7 @@ pub struct UserRow {
     /// The address, lower-cased; the idempotency key.
     pub email: Email,
     /// First and last name.
-    pub name: Option<PersonName>,
+    pub name: Option<FullName>,
     /// The LinkedIn profile address.
     pub linkedin_url: Option<String>,
     /// The export's verification status, as written.

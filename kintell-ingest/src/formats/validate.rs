@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::{
     CompletionRow, CourseId, DomainRow, DurationMinutes, Email, EndReason, FinalScore, Key,
-    LanguageLevel, MatchRow, MatchStatus, NumberError, PersonName, ProgramSlug, Provider, Rating,
+    LanguageLevel, MatchRow, MatchStatus, NumberError, FullName, ProgramSlug, Provider, Rating,
     SessionId, SessionRow, SessionType, TextError, UserRole, UserRow,
 };
 
@@ -518,7 +518,7 @@ fn user(c: &mut Check<'_, '_>) -> Option<UserRow> {
         };
         let ok = c.fits(Column::Name, first, NAME_PART_MAX)
             && last.is_none_or(|l| c.fits(Column::Name, l, NAME_PART_MAX));
-        ok.then(|| PersonName {
+        ok.then(|| FullName {
             first: first.to_owned(),
             last: last.map(str::to_owned),
         })
