@@ -5,6 +5,7 @@
 //! [`associate`] does both over any list of campaigns. [`crate::association::CampaignIndex`] gives the same results
 //! fast over a whole catalogue.
 
+mod detail;
 mod input;
 mod outcome;
 mod policy;
@@ -15,5 +16,9 @@ pub use outcome::{CandidateSummary, Outcome, Reason, ReasonCode};
 pub use policy::{PolicyError, ScoringPolicy, Thresholds, Weights};
 pub use score::{CandidateScore, TagMatch, associate, choose, score};
 
+pub(crate) use detail::Detail;
 pub(crate) use outcome::confidence;
-pub(crate) use score::{RankKey, conclude, len32, no_candidates, no_company, status_rank, total};
+pub(crate) use score::{
+    InstanceFacts, Proposal, RankKey, conclude, len32, no_candidates, no_company, status_rank,
+    total,
+};

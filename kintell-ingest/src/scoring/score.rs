@@ -1,12 +1,15 @@
 //! Scoring one candidate, ranking candidates, and turning the best into a decision with its reasons.
 
+use super::detail::Detail;
 use super::input::{ActivityFacts, CampaignView, InstanceView, choose_instance};
 use super::outcome::{CandidateSummary, Outcome, Reason, ReasonCode, confidence};
 use super::policy::{ScoringPolicy, Weights};
-use crate::domain::{CampaignId, CampaignStatus, CompanyId, Confidence, ProgramType, Tag, Tags};
-use chrono::NaiveDate;
+use crate::domain::{
+    CampaignId, CampaignStatus, CompanyId, Confidence, InstanceId, InstanceStatus, ProgramType,
+    Tag, Tags,
+};
+use chrono::{Datelike, NaiveDate};
 use std::cmp::Ordering;
-use std::fmt::Write as _;
 
 /// How the participant's tags meet the group's tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,7 +136,8 @@ pub(crate) const fn status_rank(status: CampaignStatus) -> u8 {
 pub(crate) struct RankKey {
     pub(crate) total: u32,
     pub(crate) status_rank: u8,
-    pub(crate) start_date: NaiveDate,
+    /// Start date as days from the common era (cheaper to carry than a date, same order).
+    pub(crate) start: i32,
     pub(crate) id: CampaignId,
 }
 
@@ -144,7 +148,7 @@ impl Ord for RankKey {
             .total
             .cmp(&self.total)
             .then_with(|| self.status_rank.cmp(&other.status_rank))
-            .then_with(|| other.start_date.cmp(&self.start_date))
+            .then_with(|| other.start.cmp(&self.start))
             .then_with(|| self.id.cmp(&other.id))
     }
 }
@@ -202,7 +206,7 @@ impl<'a> CandidateScore<'a> {
         RankKey {
             total: self.total,
             status_rank: status_rank(self.campaign.status),
-            start_date: self.campaign.start_date,
+            start: self.campaign.start_date.num_days_from_ce(),
             id: self.campaign.id,
         }
     }
@@ -224,95 +228,194 @@ impl<'a> CandidateScore<'a> {
     /// 0-point partial match still shows its tags), in the specification's order, then `capped` when the total was
     /// cut. `participant` is the tag set it was scored with, for naming the matched tags.
     pub fn reasons(&self, participant: &Tags, policy: &ScoringPolicy) -> Vec<Reason> {
-        let w = &policy.weights;
-        let c = self.campaign;
-        let mut out = Vec::with_capacity(6);
-        let pts = |p: u32| i32::try_from(p).unwrap_or(i32::MAX);
-        out.push(Reason::new(
-            ReasonCode::CompanyMatch,
-            pts(u32::from(w.company_match)),
-            "the campaign belongs to the activity's company",
-        ));
-        out.push(Reason::new(
-            ReasonCode::DateInWindow,
-            pts(u32::from(w.date_in_window)),
-            format!("{} within {}..={}", self.date, c.start_date, c.end_date),
-        ));
-        let tag_points = pts(self.tags.points(w));
-        match self.tags {
-            TagMatch::Untargeted => out.push(Reason::new(
-                ReasonCode::TagsUntargeted,
-                tag_points,
-                "the beneficiary group has no tags",
-            )),
-            TagMatch::Full { .. } => out.push(Reason::new(
-                ReasonCode::TagsFull,
-                tag_points,
-                format!(
-                    "all group tags matched: {}",
-                    shared_list(participant, &c.tags)
-                ),
-            )),
-            TagMatch::Partial { matched, group } => out.push(Reason::new(
-                ReasonCode::TagsPartial,
-                tag_points,
-                format!(
-                    "{matched} of {group} group tags matched: {}",
-                    shared_list(participant, &c.tags)
-                ),
-            )),
-            TagMatch::NoEvidence { .. } => {}
-        }
-        match c.status {
-            CampaignStatus::Active => out.push(Reason::new(
-                ReasonCode::StatusActive,
-                pts(u32::from(w.status_active)),
-                "campaign status active",
-            )),
-            CampaignStatus::Recruiting => out.push(Reason::new(
-                ReasonCode::StatusRecruiting,
-                pts(u32::from(w.status_recruiting)),
-                "campaign status recruiting",
-            )),
-            _ => {}
-        }
-        if let Some(i) = self.instance {
-            let end = i
-                .end_date
-                .map_or_else(|| "open".to_owned(), |e| e.to_string());
-            out.push(Reason::new(
-                ReasonCode::InstanceOnDate,
-                pts(u32::from(w.instance_on_date)),
-                format!("instance {} ({}, {}..={end})", i.id, i.status, i.start_date),
-            ));
-        }
-        let cap = u32::from(Confidence::MAX);
-        if self.total > cap {
-            out.push(Reason::new(
-                ReasonCode::Capped,
-                -pts(self.total - cap),
-                format!("uncapped total {} cut to {cap}", self.total),
-            ));
-        }
-        out
+        reasons(
+            &Plain {
+                score: self,
+                participant,
+            },
+            policy,
+        )
     }
 }
 
-/// The group tags the participant has, comma-separated, in tag order.
-fn shared_list(participant: &Tags, group: &Tags) -> String {
-    join_tags(group.as_slice().iter().filter(|t| participant.contains(t)))
+/// The instance facts a reason names.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InstanceFacts {
+    pub(crate) id: InstanceId,
+    pub(crate) status: InstanceStatus,
+    pub(crate) start: NaiveDate,
+    pub(crate) end: Option<NaiveDate>,
 }
 
-/// Tags, comma-separated.
-fn join_tags<'t>(tags: impl Iterator<Item = &'t Tag>) -> String {
-    let mut s = String::new();
-    for t in tags {
-        if !s.is_empty() {
-            s.push_str(", ");
+impl From<&InstanceView> for InstanceFacts {
+    fn from(i: &InstanceView) -> Self {
+        InstanceFacts {
+            id: i.id,
+            status: i.status,
+            start: i.start_date,
+            end: i.end_date,
         }
-        s.push_str(t.as_str());
     }
-    s
+}
+
+/// What explaining a proposal needs. The plain scorer answers from the catalogue's views, the campaign index from
+/// its own compact copy (so that explaining does not chase the views' pointers); both must render identically.
+pub(crate) trait Proposal {
+    fn campaign(&self) -> CampaignId;
+    fn status(&self) -> CampaignStatus;
+    fn window(&self) -> (NaiveDate, NaiveDate);
+    fn date(&self) -> NaiveDate;
+    fn tags(&self) -> TagMatch;
+    fn total(&self) -> u32;
+    fn instance(&self) -> Option<InstanceFacts>;
+    /// Appends the group tags the participant shares, in tag order, comma-separated.
+    fn shared_tags(&self, d: Detail) -> Detail;
+    /// Appends all the group tags, in tag order, comma-separated.
+    fn group_tags(&self, d: Detail) -> Detail;
+}
+
+/// A [`CandidateScore`] with the participant tags it was scored with.
+struct Plain<'s, 'a> {
+    score: &'s CandidateScore<'a>,
+    participant: &'s Tags,
+}
+
+impl Proposal for Plain<'_, '_> {
+    fn campaign(&self) -> CampaignId {
+        self.score.campaign.id
+    }
+    fn status(&self) -> CampaignStatus {
+        self.score.campaign.status
+    }
+    fn window(&self) -> (NaiveDate, NaiveDate) {
+        (self.score.campaign.start_date, self.score.campaign.end_date)
+    }
+    fn date(&self) -> NaiveDate {
+        self.score.date
+    }
+    fn tags(&self) -> TagMatch {
+        self.score.tags
+    }
+    fn total(&self) -> u32 {
+        self.score.total
+    }
+    fn instance(&self) -> Option<InstanceFacts> {
+        self.score.instance.map(InstanceFacts::from)
+    }
+    fn shared_tags(&self, d: Detail) -> Detail {
+        d.list(shared_tags(self.participant, &self.score.campaign.tags).map(Tag::as_str))
+    }
+    fn group_tags(&self, d: Detail) -> Detail {
+        d.list(self.score.campaign.tags.as_slice().iter().map(Tag::as_str))
+    }
+}
+
+/// The reasons of a proposal's components; see [`CandidateScore::reasons`].
+fn reasons(p: &impl Proposal, policy: &ScoringPolicy) -> Vec<Reason> {
+    let w = &policy.weights;
+    let pts = |p: u32| i32::try_from(p).unwrap_or(i32::MAX);
+    // Room for every component and every doubt, so pushing never reallocates.
+    let mut out = Vec::with_capacity(9);
+    out.push(Reason::new(
+        ReasonCode::CompanyMatch,
+        pts(u32::from(w.company_match)),
+        "the campaign belongs to the activity's company",
+    ));
+    let (start, end) = p.window();
+    out.push(Reason::new(
+        ReasonCode::DateInWindow,
+        pts(u32::from(w.date_in_window)),
+        Detail::new(33)
+            .date(p.date())
+            .text(" within ")
+            .date(start)
+            .text("..=")
+            .date(end)
+            .done(),
+    ));
+    let tags = p.tags();
+    let tag_points = pts(tags.points(w));
+    match tags {
+        TagMatch::Untargeted => out.push(Reason::new(
+            ReasonCode::TagsUntargeted,
+            tag_points,
+            "the beneficiary group has no tags",
+        )),
+        TagMatch::Full { .. } => out.push(Reason::new(
+            ReasonCode::TagsFull,
+            tag_points,
+            p.shared_tags(Detail::new(48).text("all group tags matched: "))
+                .done(),
+        )),
+        TagMatch::Partial { matched, group } => out.push(Reason::new(
+            ReasonCode::TagsPartial,
+            tag_points,
+            p.shared_tags(
+                Detail::new(48)
+                    .num(matched)
+                    .text(" of ")
+                    .num(group)
+                    .text(" group tags matched: "),
+            )
+            .done(),
+        )),
+        TagMatch::NoEvidence { .. } => {}
+    }
+    match p.status() {
+        CampaignStatus::Active => out.push(Reason::new(
+            ReasonCode::StatusActive,
+            pts(u32::from(w.status_active)),
+            "campaign status active",
+        )),
+        CampaignStatus::Recruiting => out.push(Reason::new(
+            ReasonCode::StatusRecruiting,
+            pts(u32::from(w.status_recruiting)),
+            "campaign status recruiting",
+        )),
+        _ => {}
+    }
+    if let Some(i) = p.instance() {
+        let d = Detail::new(72)
+            .text("instance ")
+            .uuid(i.id.uuid())
+            .text(" (")
+            .text(i.status.as_str())
+            .text(", ")
+            .date(i.start)
+            .text("..=");
+        let d = match i.end {
+            Some(e) => d.date(e),
+            None => d.text("open"),
+        };
+        out.push(Reason::new(
+            ReasonCode::InstanceOnDate,
+            pts(u32::from(w.instance_on_date)),
+            d.text(")").done(),
+        ));
+    }
+    let (total, cap) = (p.total(), u32::from(Confidence::MAX));
+    if total > cap {
+        out.push(Reason::new(
+            ReasonCode::Capped,
+            -pts(total - cap),
+            Detail::new(32)
+                .text("uncapped total ")
+                .num(total)
+                .text(" cut to ")
+                .num(cap)
+                .done(),
+        ));
+    }
+    out
+}
+
+/// The group tags the participant has, in tag order (both sets are sorted: a merge).
+fn shared_tags<'t>(participant: &'t Tags, group: &'t Tags) -> impl Iterator<Item = &'t Tag> {
+    let mut u = participant.as_slice().iter().peekable();
+    group.as_slice().iter().filter(move |g| {
+        while u.next_if(|t| t < g).is_some() {}
+        u.peek().is_some_and(|t| t == g)
+    })
 }
 
 /// Scores one campaign for one activity, or `None` when the campaign is not a candidate (see
@@ -352,7 +455,7 @@ pub fn choose(
         .map(|c| c.campaign.id)
         .collect();
     let top: Vec<CandidateSummary> = ranked.iter().take(3).map(|c| c.summary()).collect();
-    conclude(facts.tags, best, &tied, top, policy)
+    conclude_plain(facts.tags, best, &tied, top, policy)
 }
 
 /// Associates an activity with the best of `campaigns` (any catalogue, filtered here): the plain reference
@@ -391,52 +494,77 @@ pub(crate) fn no_candidates(company: CompanyId, program: ProgramType, date: Naiv
     ))
 }
 
-/// The outcome for the proposal `best`, given the campaigns tied with it (itself included, best first) and the
-/// top three summaries.
-pub(crate) fn conclude(
+/// The outcome for the proposal `best` (scored with the participant's tags `participant`), given the campaigns
+/// tied with it (itself included, best first) and the top three summaries.
+pub(crate) fn conclude_plain(
     participant: &Tags,
     best: &CandidateScore<'_>,
     tied: &[CampaignId],
     candidates: Vec<CandidateSummary>,
     policy: &ScoringPolicy,
 ) -> Outcome {
-    let mut reasons = best.reasons(participant, policy);
+    conclude(
+        &Plain {
+            score: best,
+            participant,
+        },
+        tied,
+        candidates,
+        policy,
+    )
+}
+
+/// The outcome for the proposal `best`, given the campaigns tied with it (itself included, best first) and the top
+/// three summaries.
+pub(crate) fn conclude(
+    best: &impl Proposal,
+    tied: &[CampaignId],
+    candidates: Vec<CandidateSummary>,
+    policy: &ScoringPolicy,
+) -> Outcome {
+    let mut reasons = reasons(best, policy);
+    let total = best.total();
     let ambiguous = tied.len() > 1;
     if ambiguous {
-        let mut detail = format!("{} campaigns tied at {} points:", tied.len(), best.total);
+        let mut detail = Detail::new(40 + 38 * tied.len())
+            .num(len32(tied.len()))
+            .text(" campaigns tied at ")
+            .num(total)
+            .text(" points: ");
         for (i, id) in tied.iter().enumerate() {
-            let sep = if i == 0 { " " } else { ", " };
-            let _ = write!(detail, "{sep}{id}");
+            if i > 0 {
+                detail = detail.text(", ");
+            }
+            detail = detail.uuid(id.uuid());
         }
-        reasons.push(Reason::new(ReasonCode::Ambiguous, 0, detail));
+        reasons.push(Reason::new(ReasonCode::Ambiguous, 0, detail.done()));
     }
-    if best.instance.is_none() {
+    let instance = best.instance();
+    if instance.is_none() {
         reasons.push(Reason::new(
             ReasonCode::NoInstance,
             0,
-            format!("no active or planned instance covers {}", best.date),
+            Detail::new(52)
+                .text("no active or planned instance covers ")
+                .date(best.date())
+                .done(),
         ));
     }
-    let no_evidence = matches!(best.tags, TagMatch::NoEvidence { .. });
+    let no_evidence = matches!(best.tags(), TagMatch::NoEvidence { .. });
     if no_evidence {
         reasons.push(Reason::new(
             ReasonCode::NoTagEvidence,
             0,
-            format!(
-                "the participant has none of the group's tags: {}",
-                join_tags(best.campaign.tags.as_slice().iter())
-            ),
+            best.group_tags(Detail::new(64).text("the participant has none of the group's tags: "))
+                .done(),
         ));
     }
-    let confidence = best.confidence();
+    let confidence = confidence(total);
     Outcome {
-        decision: policy.decide(
-            confidence,
-            ambiguous || best.instance.is_none() || no_evidence,
-        ),
+        decision: policy.decide(confidence, ambiguous || instance.is_none() || no_evidence),
         confidence,
-        campaign: Some(best.campaign.id),
-        instance: best.instance.map(|i| i.id),
+        campaign: Some(best.campaign()),
+        instance: instance.map(|i| i.id),
         reasons,
         candidates,
     }

@@ -194,7 +194,7 @@ fn parse(fixture: &str) -> Fixture {
 }
 
 fn render(o: &Outcome, names: &[(String, String)]) -> String {
-    let name = |id: Option<String>| id.map_or_else(|| "-".to_owned(), |s| s);
+    let name = |id: Option<String>| id.unwrap_or_else(|| "-".to_owned());
     let mut s = format!(
         "{} {} campaign={} instance={}\n",
         o.decision,
@@ -1362,5 +1362,34 @@ proptest! {
             let candidate = facts.company.is_some_and(|co| c.is_candidate(co, facts.program, date));
             prop_assert_eq!(score(&facts, c, &policy).is_some(), candidate);
         }
+    }
+}
+
+/// 80 distinct tags: more than the index keeps as bits, so its merged lists are exercised too.
+fn many_tags() -> impl Strategy<Value = Tags> {
+    proptest::collection::vec(0u8..80, 0..40)
+        .prop_map(|v| Tags::from_raw(v.into_iter().map(|n| format!("tag-{n:02}"))))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn index_matches_with_more_tags_than_bits(
+        catalogue in arb_catalogue(),
+        groups in proptest::collection::vec(many_tags(), 14),
+        participant in many_tags(),
+        activity in arb_activity(),
+    ) {
+        let catalogue: Vec<CampaignView> = catalogue
+            .into_iter()
+            .zip(groups)
+            .map(|(c, tags)| CampaignView { tags, company: company_id(0), ..c })
+            .collect();
+        let facts = ActivityFacts { tags: &participant, company: Some(company_id(0)), ..facts_of(&activity) };
+        let plain = associate(&facts, &catalogue, &ScoringPolicy::default());
+        let index = CampaignIndex::new(CatalogSnapshot { campaigns: catalogue });
+        prop_assert!(index.tag_count() <= 80);
+        prop_assert_eq!(index.associate(&facts, &ScoringPolicy::default()), plain);
     }
 }
