@@ -32,6 +32,15 @@ macro_rules! contract_tests {
                 human_and_explicit_decisions_are_sticky,
                 catalogue_is_loaded_and_found,
             ]);
+            contract_tests!(@each $open; catalog: [
+                catalog_fixture_imports_and_a_reimport_is_a_no_op,
+                catalog_invalid_values_are_reported_with_their_paths,
+                catalog_unknown_references_are_reported_with_their_paths,
+                catalog_references_resolve_against_the_store,
+                catalog_users_keep_fields_the_document_does_not_name,
+                catalog_store_error_leaves_nothing_half_written,
+                catalog_large_generated_catalogue_imports_in_one_call,
+            ]);
         }
     };
     (@each $open:expr; $module:ident: [$($check:ident),* $(,)?]) => {
