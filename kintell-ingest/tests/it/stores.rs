@@ -8,7 +8,9 @@ use kintell_ingest::store::Store;
 
 /// Instantiates every contract check as a test on one backend: `contract_tests!(name => open)`, where `open` is an
 /// async closure taking the test's name and returning `Option<(Store, guard)>`. `None` skips the test (the closure
-/// has printed `skipped: …`); the guard (a temporary database, say) lives until the test ends.
+/// has printed `skipped: …`); the guard (a temporary database, say) lives until the test ends. A database
+/// backend looks like `contract_tests!(postgres => |test: &'static str| async move { let db =
+/// support::fresh_pg(test).await?; let store = …; Some((store, db)) });`.
 macro_rules! contract_tests {
     ($backend:ident => $open:expr) => {
         mod $backend {
