@@ -1,6 +1,6 @@
 //! Catalogue import: companies, beneficiary groups, campaigns, programme instances and users from JSON.
 //!
-//! The document is the "Catalogue file" of `spec/interfaces.md`:
+//! The document is the "Catalogue file" of `../shared/spec/interfaces.md`:
 //!
 //! ```json
 //! { "companies": [{"key": "acme", "name": "Acme AS"}],
