@@ -39,7 +39,10 @@ fn bench_score(c: &mut Criterion) {
     let hot = pairs.get(..64).unwrap_or(&pairs);
 
     let mut g = c.benchmark_group("scoring");
-    for (name, set) in [("score_4096_pairs", &pairs[..]), ("score_64_pairs_hot", hot)] {
+    for (name, set) in [
+        ("score_4096_pairs", &pairs[..]),
+        ("score_64_pairs_hot", hot),
+    ] {
         g.throughput(Throughput::Elements(set.len() as u64));
         g.bench_function(name, |b| b.iter(|| score_all(set, &policy)));
     }

@@ -49,7 +49,10 @@ pub struct Fatal {
 
 /// Attaches an exit code to an error.
 pub fn with_exit(exit: Exit, error: impl Into<anyhow::Error>) -> anyhow::Error {
-    anyhow::Error::new(Fatal { exit, error: error.into() })
+    anyhow::Error::new(Fatal {
+        exit,
+        error: error.into(),
+    })
 }
 
 /// The exit code an error ends the program with: the first one its chain carries, else 2.
@@ -92,14 +95,22 @@ mod tests {
     #[test]
     fn errors_render_one_cause_per_source() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
-        let e = Err::<(), _>(io).context("cannot open catalog.json").unwrap_err();
-        assert_eq!(render(&e), "error: cannot open catalog.json\ncause: No such file or directory\n");
+        let e = Err::<(), _>(io)
+            .context("cannot open catalog.json")
+            .unwrap_err();
+        assert_eq!(
+            render(&e),
+            "error: cannot open catalog.json\ncause: No such file or directory\n"
+        );
         assert_eq!(exit_of(&e), Exit::Failure);
     }
 
     #[test]
     fn carried_exit_codes_are_kept() {
-        let e = with_exit(Exit::Rejected, anyhow::anyhow!("3 problems in the catalogue"));
+        let e = with_exit(
+            Exit::Rejected,
+            anyhow::anyhow!("3 problems in the catalogue"),
+        );
         assert_eq!(exit_of(&e), Exit::Rejected);
         assert_eq!(render(&e), "error: 3 problems in the catalogue\n");
         let wrapped = e.context("catalog import failed");

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::domain::{
-    CompletionRow, CourseId, DomainRow, DurationMinutes, Email, EndReason, FinalScore, Key,
-    LanguageLevel, MatchRow, MatchStatus, NumberError, FullName, ProgramSlug, Provider, Rating,
+    CompletionRow, CourseId, DomainRow, DurationMinutes, Email, EndReason, FinalScore, FullName,
+    Key, LanguageLevel, MatchRow, MatchStatus, NumberError, ProgramSlug, Provider, Rating,
     SessionId, SessionRow, SessionType, TextError, UserRole, UserRow,
 };
 
