@@ -890,4 +890,20 @@ async fn bad_urls_are_clear_errors_without_passwords() {
         std::error::Error::source(&err).is_some(),
         "the driver's reason is kept as the source"
     );
+
+    // Nothing listens on port 1: refused at once, not after the pool's acquire timeout.
+    let err = Database::connect("postgres://user:secret@127.0.0.1:1/db")
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            ConnectError::Connect {
+                backend: Backend::Postgres,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("secret"));
 }
