@@ -226,8 +226,8 @@ impl Database {
         migrate::down(self, all).await
     }
 
-    /// Every migration this build knows, applied or not, followed by any the database records that this build
-    /// does not know (`migrate status`).
+    /// Every migration this build knows, applied or not, and any the database records that this build does not
+    /// know, in version order (`migrate status`).
     ///
     /// # Errors
     /// [`InspectError`] when the bookkeeping table cannot be read.
