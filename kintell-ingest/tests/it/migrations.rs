@@ -1,5 +1,6 @@
 //! Tests of the migrations area: up, down and up again on both backends, status, verify, rows kept across a step
 //! down, the seed's post-migration queries, connecting, and the constraints the stores rely on.
+#![cfg(all(feature = "sqlite", feature = "postgres"))]
 
 use std::collections::BTreeSet;
 use std::future::Future;
