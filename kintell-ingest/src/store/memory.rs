@@ -1003,6 +1003,7 @@ impl AssociationRepository for MemoryStore {
 mod tests {
     use super::*;
     use crate::domain::{Name, ProgramType};
+    use proptest::prelude::*;
     use std::task::Waker;
 
     fn company(slug: &str) -> Company {
@@ -1133,6 +1134,79 @@ mod tests {
             csv_metadata: serde_json::json!({}),
             imported_by_service: None,
             created_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// One upsert of a unit: company `id` (from a small pool) with slug `slug` (from a small pool).
+    #[derive(Debug, Clone)]
+    struct Op {
+        id: u8,
+        slug: u8,
+        name: u8,
+    }
+
+    fn row(op: &Op) -> Company {
+        Company {
+            id: CompanyId(uuid::Uuid::from_u128(u128::from(op.id))),
+            slug: Key::parse(&format!("s{}", op.slug)).expect("slug"),
+            name: Name::parse(&format!("n{}", op.name)).expect("name"),
+        }
+    }
+
+    /// The model: rows by id, applied one by one; a slug held by another id refuses the write and aborts.
+    fn model_apply(rows: &mut HashMap<CompanyId, Company>, op: &Op) -> Result<(), ()> {
+        let new = row(op);
+        if rows.values().any(|r| r.slug == new.slug && r.id != new.id) {
+            return Err(());
+        }
+        rows.insert(new.id, new);
+        Ok(())
+    }
+
+    proptest! {
+        /// Units of random upserts, committed or rolled back, leave the store as a plain sequential model would;
+        /// look-ups inside a unit see the model's in-unit state.
+        #[test]
+        fn units_behave_like_a_sequential_model(
+            units in prop::collection::vec(
+                (
+                    prop::collection::vec((0u8..5, 0u8..4, 0u8..2).prop_map(|(id, slug, name)| Op { id, slug, name }), 1..6),
+                    any::<bool>(),
+                ),
+                1..12,
+            )
+        ) {
+            let store = MemoryStore::new();
+            let mut committed: HashMap<CompanyId, Company> = HashMap::new();
+            for (ops, commit) in &units {
+                let mut unit = ready(store.begin()).expect("begin");
+                let mut model = committed.clone();
+                let mut aborted = false;
+                for op in ops {
+                    let expected = model_apply(&mut model, op);
+                    let got = ready(unit.upsert_companies(&[row(op)]));
+                    prop_assert_eq!(expected.is_ok(), got.is_ok(), "{:?}", got);
+                    if expected.is_err() {
+                        aborted = true;
+                        break;
+                    }
+                    let slugs: Vec<Key> = (0..4).map(|s| Key::parse(&format!("s{s}")).expect("slug")).collect();
+                    let mut seen = ready(unit.companies_by_slug(&slugs)).expect("look-up");
+                    seen.sort_by_key(|c| c.id);
+                    let mut want: Vec<Company> = model.values().cloned().collect();
+                    want.sort_by_key(|c| c.id);
+                    prop_assert_eq!(seen, want);
+                }
+                if *commit && !aborted {
+                    ready(unit.commit()).expect("commit");
+                    committed = model;
+                } else {
+                    ready(unit.rollback()).expect("rollback");
+                }
+                let mut want: Vec<Company> = committed.values().cloned().collect();
+                want.sort_by_key(|c| c.id);
+                prop_assert_eq!(ready(store.load_catalog()).expect("load").companies, want);
+            }
         }
     }
 }

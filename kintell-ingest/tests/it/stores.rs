@@ -8,7 +8,9 @@ use kintell_ingest::store::Store;
 
 /// Instantiates every contract check as a test on one backend: `contract_tests!(name => open)`, where `open` is an
 /// async closure taking the test's name and returning `Option<(Store, guard)>`. `None` skips the test (the closure
-/// has printed `skipped: …`); the guard (a temporary database, say) lives until the test ends.
+/// has printed `skipped: …`); the guard (a temporary database, say) lives until the test ends. A database
+/// backend looks like `contract_tests!(postgres => |test: &'static str| async move { let db =
+/// support::fresh_pg(test).await?; let store = …; Some((store, db)) });`.
 macro_rules! contract_tests {
     ($backend:ident => $open:expr) => {
         mod $backend {
@@ -31,6 +33,15 @@ macro_rules! contract_tests {
                 associations_are_upserted_by_activity_and_keep_their_id,
                 human_and_explicit_decisions_are_sticky,
                 catalogue_is_loaded_and_found,
+            ]);
+            contract_tests!(@each $open; catalog: [
+                catalog_fixture_imports_and_a_reimport_is_a_no_op,
+                catalog_invalid_values_are_reported_with_their_paths,
+                catalog_unknown_references_are_reported_with_their_paths,
+                catalog_references_resolve_against_the_store,
+                catalog_users_keep_fields_the_document_does_not_name,
+                catalog_store_error_leaves_nothing_half_written,
+                catalog_large_generated_catalogue_imports_in_one_call,
             ]);
         }
     };

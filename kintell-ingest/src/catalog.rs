@@ -1,1 +1,0 @@
-//! Catalogue import: companies, beneficiary groups, campaigns, programme instances and users from JSON.
