@@ -61,12 +61,14 @@ macro_rules! contract_tests {
 }
 
 contract_tests!(memory => |_test: &'static str| async { Some((Store::memory(), ())) });
+#[cfg(feature = "sqlite")]
 contract_tests!(sqlite => |_test: &'static str| async {
     let db = crate::support::fresh_sqlite();
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
     Some((store, db))
 });
+#[cfg(feature = "postgres")]
 contract_tests!(postgres => |test: &'static str| async move {
     let db = crate::support::fresh_pg(test).await?;
     let store = Store::connect(&db.url).await.expect("connect");
@@ -1706,6 +1708,7 @@ pub mod contract {
 
 /// What only the SQL stores can get wrong: values a database holds that do not parse, text timestamps that must
 /// order chronologically, and conditions that must hold in SQL rather than in a read-then-write race.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod sql {
     use super::contract::{Seed, Write, association, at, commit, error_name, new_batch, running};
     use crate::support;
