@@ -6,7 +6,9 @@
 -- * TIMESTAMPTZ: RFC 3339 TEXT in UTC, `YYYY-MM-DDTHH:MM:SS[.fff…]+00:00` (or `Z`). The default writes
 --   `strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')`, the same shape sqlx writes for chrono::DateTime<Utc>; with the
 --   `+00:00` suffix, text order is time order whatever the number of fraction digits.
--- * DATE: `YYYY-MM-DD` TEXT, checked with date(). JSONB: TEXT checked with json_valid(). BOOLEAN: 0 or 1.
+-- * DATE: `YYYY-MM-DD` TEXT, checked with date(). BOOLEAN: 0 or 1.
+-- * JSONB: TEXT checked with json_valid(); a nullable column tests NULL apart, because before SQLite 3.45
+--   json_valid(NULL) is 0, not NULL.
 -- * NUMERIC(3,2) rating and NUMERIC(6,2) final_score: exact decimal TEXT with exactly two fraction digits
 --   (`0.75`, `87.50`, `100.00`), the rendering of the domain's hundredths; never binary floating point.
 -- * Named uniqueness is a named unique index (PostgreSQL has a constraint of the same name), so both backends
@@ -47,7 +49,7 @@ CREATE TABLE user_external_ids (
   user_id BLOB NOT NULL REFERENCES users(id) ON DELETE CASCADE,
   provider TEXT NOT NULL,
   external_id TEXT NOT NULL,
-  metadata TEXT CHECK (json_valid(metadata)),
+  metadata TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
   created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
     CHECK (created_at LIKE '____-__-__T__:__:__%' AND (created_at LIKE '%+00:00' OR created_at LIKE '%Z') AND julianday(created_at) IS NOT NULL),
   updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
@@ -77,8 +79,8 @@ CREATE TABLE kintell_sessions (
   language_level TEXT
     CONSTRAINT kintell_sessions_language_level_check
     CHECK (language_level IN ('A1', 'A2', 'B1', 'B2', 'C1', 'C2')),
-  topics TEXT CHECK (json_valid(topics)),
-  metadata TEXT CHECK (json_valid(metadata)),
+  topics TEXT CHECK (topics IS NULL OR json_valid(topics)),
+  metadata TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
   created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
     CHECK (created_at LIKE '____-__-__T__:__:__%' AND (created_at LIKE '%+00:00' OR created_at LIKE '%Z') AND julianday(created_at) IS NOT NULL),
   updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
@@ -121,7 +123,7 @@ CREATE TABLE buddy_matches (
     CHECK (ended_at IS NULL OR (ended_at LIKE '____-__-__T__:__:__%' AND (ended_at LIKE '%+00:00' OR ended_at LIKE '%Z') AND julianday(ended_at) IS NOT NULL)),
   end_reason TEXT,
   language TEXT,
-  interests TEXT CHECK (json_valid(interests)),
+  interests TEXT CHECK (interests IS NULL OR json_valid(interests)),
   location TEXT,
   created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
     CHECK (created_at LIKE '____-__-__T__:__:__%' AND (created_at LIKE '%+00:00' OR created_at LIKE '%Z') AND julianday(created_at) IS NOT NULL),
@@ -150,7 +152,7 @@ CREATE TABLE learning_progress (
     CONSTRAINT learning_progress_final_score_check
     CHECK (final_score GLOB '[0-9].[0-9][0-9]' OR final_score GLOB '[1-9][0-9].[0-9][0-9]' OR final_score = '100.00'),
   credential_ref TEXT,
-  metadata TEXT CHECK (json_valid(metadata)),
+  metadata TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
   created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
     CHECK (created_at LIKE '____-__-__T__:__:__%' AND (created_at LIKE '%+00:00' OR created_at LIKE '%Z') AND julianday(created_at) IS NOT NULL),
   updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))

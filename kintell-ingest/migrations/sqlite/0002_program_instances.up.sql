@@ -28,8 +28,8 @@ CREATE TABLE program_instances (
   -- Program metadata
   description TEXT,
   target_participants TEXT,
-  program_goals TEXT CHECK (json_valid(program_goals)),
-  metadata TEXT CHECK (json_valid(metadata)),
+  program_goals TEXT CHECK (program_goals IS NULL OR json_valid(program_goals)),
+  metadata TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
 
   -- Status
   status TEXT NOT NULL DEFAULT 'active'

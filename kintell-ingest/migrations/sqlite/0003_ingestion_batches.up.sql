@@ -29,7 +29,7 @@ CREATE TABLE ingestion_batches (
   -- Processing metadata
   last_processed_row INTEGER NOT NULL DEFAULT 0,
   error_file_path TEXT,
-  csv_metadata TEXT CHECK (json_valid(csv_metadata)),
+  csv_metadata TEXT CHECK (csv_metadata IS NULL OR json_valid(csv_metadata)),
 
   -- Audit
   imported_by BLOB REFERENCES users(id) ON DELETE SET NULL,
@@ -41,7 +41,7 @@ CREATE TABLE ingestion_batches (
     CHECK (status IN ('pending', 'running', 'paused', 'completed', 'failed', 'cancelled')),
 
   -- Error summary
-  error_summary TEXT CHECK (json_valid(error_summary)),
+  error_summary TEXT CHECK (error_summary IS NULL OR json_valid(error_summary)),
 
   -- Timestamps
   started_at TEXT
@@ -96,7 +96,7 @@ CREATE TABLE ingestion_row_errors (
   code TEXT NOT NULL,
   field TEXT,
   message TEXT NOT NULL,
-  details TEXT CHECK (json_valid(details)),
+  details TEXT CHECK (details IS NULL OR json_valid(details)),
   raw_record TEXT NOT NULL CHECK (json_valid(raw_record)),
   created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
     CHECK (created_at LIKE '____-__-__T__:__:__%' AND (created_at LIKE '%+00:00' OR created_at LIKE '%Z') AND julianday(created_at) IS NOT NULL),

@@ -226,8 +226,8 @@ impl Database {
         migrate::down(self, all).await
     }
 
-    /// Every migration this build knows, applied or not, followed by any the database records that this build
-    /// does not know (`migrate status`).
+    /// Every migration this build knows, applied or not, and any the database records that this build does not
+    /// know, in version order (`migrate status`).
     ///
     /// # Errors
     /// [`InspectError`] when the bookkeeping table cannot be read.
@@ -295,6 +295,7 @@ async fn connect_sqlite(_url: &str) -> Result<Database, ConnectError> {
 
 #[cfg(feature = "postgres")]
 async fn connect_postgres(url: &str) -> Result<Database, ConnectError> {
+    use sqlx::{ConnectOptions, Connection};
     use std::str::FromStr;
     let backend = Backend::Postgres;
     let options = PgConnectOptions::from_str(url).map_err(|e| ConnectError::InvalidUrl {
@@ -302,16 +303,22 @@ async fn connect_postgres(url: &str) -> Result<Database, ConnectError> {
         url: redact(url),
         source: Box::new(e),
     })?;
+    let failed = |e: sqlx::Error| ConnectError::Connect {
+        backend,
+        url: redact(url),
+        source: Box::new(e),
+    };
+    // The pool retries a refused connection until its acquire timeout and then reports only the timeout; one
+    // direct attempt first reports an unreachable server at once, with the reason.
+    let probe = options.connect().await.map_err(failed)?;
+    // The probe only proves the server answers; failing to say goodbye changes nothing.
+    let _ = probe.close().await;
     PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .connect_with(options)
         .await
         .map(Database::Postgres)
-        .map_err(|e| ConnectError::Connect {
-            backend,
-            url: redact(url),
-            source: Box::new(e),
-        })
+        .map_err(failed)
 }
 
 #[cfg(not(feature = "postgres"))]

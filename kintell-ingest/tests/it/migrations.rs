@@ -1,5 +1,6 @@
 //! Tests of the migrations area: up, down and up again on both backends, status, verify, rows kept across a step
 //! down, the seed's post-migration queries, connecting, and the constraints the stores rely on.
+#![cfg(all(feature = "sqlite", feature = "postgres"))]
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -463,9 +464,9 @@ async fn concurrent_runs_apply_each_migration_once() {
 }
 
 #[tokio::test]
-async fn seed_post_migration_queries_return_what_the_guide_expects() {
+async fn seed_post_migration_queries_and_comments_are_as_the_guide_says() {
     let Some(pg) =
-        support::fresh_pg("seed_post_migration_queries_return_what_the_guide_expects").await
+        support::fresh_pg("seed_post_migration_queries_and_comments_are_as_the_guide_says").await
     else {
         return;
     };
@@ -525,6 +526,74 @@ WHERE tc.constraint_type = 'FOREIGN KEY'
         "{} foreign keys",
         foreign_keys.len()
     );
+
+    // The seed's comments, verbatim.
+    for (table, column, text) in [
+        (
+            "program_instances",
+            "",
+            "Specific runs of programs (e.g., Mentors for Ukraine Q4 2024)",
+        ),
+        (
+            "program_instances",
+            "program_type",
+            "mentors_ukraine, language_ukraine, buddy, upskilling",
+        ),
+        (
+            "program_instances",
+            "program_slug",
+            "URL-friendly identifier (e.g., mentors-ukraine-2024-q4)",
+        ),
+        (
+            "program_instances",
+            "status",
+            "active, completed, paused, cancelled",
+        ),
+        (
+            "ingestion_batches",
+            "",
+            "Audit trail for CSV imports and API ingestion runs",
+        ),
+        (
+            "ingestion_batches",
+            "file_hash",
+            "SHA-256 hash for re-import detection",
+        ),
+        (
+            "ingestion_batches",
+            "status",
+            "pending, running, completed, failed, paused",
+        ),
+        (
+            "kintell_sessions",
+            "batch_id",
+            "Links to ingestion batch for data lineage",
+        ),
+        (
+            "kintell_sessions",
+            "program_instance_id",
+            "Links to specific program instance (Q4 2024 vs Q1 2025)",
+        ),
+        (
+            "program_enrollments",
+            "program_instance_id",
+            "Links enrollment to specific program instance",
+        ),
+    ] {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_description d
+             JOIN pg_class c ON c.oid = d.objoid
+             LEFT JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid
+             WHERE c.relname = $1 AND coalesce(a.attname::text, '') = $2 AND d.description = $3",
+        )
+        .bind(table)
+        .bind(column)
+        .bind(text)
+        .fetch_one(pool)
+        .await
+        .expect("comment query");
+        assert_eq!(found, 1, "comment on {table}.{column}");
+    }
     db.close().await;
 }
 
@@ -890,4 +959,20 @@ async fn bad_urls_are_clear_errors_without_passwords() {
         std::error::Error::source(&err).is_some(),
         "the driver's reason is kept as the source"
     );
+
+    // Nothing listens on port 1: refused at once, not after the pool's acquire timeout.
+    let err = Database::connect("postgres://user:secret@127.0.0.1:1/db")
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            ConnectError::Connect {
+                backend: Backend::Postgres,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("secret"));
 }

@@ -61,12 +61,14 @@ macro_rules! contract_tests {
 }
 
 contract_tests!(memory => |_test: &'static str| async { Some((Store::memory(), ())) });
+#[cfg(feature = "sqlite")]
 contract_tests!(sqlite => |_test: &'static str| async {
     let db = crate::support::fresh_sqlite();
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
     Some((store, db))
 });
+#[cfg(feature = "postgres")]
 contract_tests!(postgres => |test: &'static str| async move {
     let db = crate::support::fresh_pg(test).await?;
     let store = Store::connect(&db.url).await.expect("connect");
@@ -1706,10 +1708,11 @@ pub mod contract {
 
 /// What only the SQL stores can get wrong: values a database holds that do not parse, text timestamps that must
 /// order chronologically, and conditions that must hold in SQL rather than in a read-then-write race.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod sql {
     use super::contract::{Seed, Write, association, at, commit, error_name, new_batch, running};
     use crate::support;
-    use kintell_ingest::domain::{ActivityId, ActivityKind, BatchId, Decision};
+    use kintell_ingest::domain::{ActivityId, ActivityKind, ActivityLineage, BatchId, Decision};
     use kintell_ingest::ports::{BatchFilter, BatchGuard, UpsertCounts};
     use kintell_ingest::store::{Database, Store};
     use std::time::{Duration, Instant};
@@ -1729,24 +1732,83 @@ mod sql {
         Some((store, db))
     }
 
-    /// Runs one statement with one UUID parameter on the store's database, behind the store's back.
-    async fn raw(store: &Store, sql: &'static str, id: Uuid) {
+    /// Runs one statement with UUID parameters `$1`, `$2`, … (in order of appearance) on the store's database,
+    /// behind the store's back.
+    async fn raw_with(store: &Store, sql: &'static str, ids: &[Uuid]) {
         match store.database().expect("a database") {
             Database::Sqlite(pool) => {
-                sqlx::query(sql)
-                    .bind(id)
-                    .execute(pool)
-                    .await
-                    .expect("raw sql");
+                let mut q = sqlx::query(sql);
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                q.execute(pool).await.expect("raw sql");
             }
             Database::Postgres(pool) => {
-                sqlx::query(sql)
-                    .bind(id)
-                    .execute(pool)
-                    .await
-                    .expect("raw sql");
+                let mut q = sqlx::query(sql);
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                q.execute(pool).await.expect("raw sql");
             }
         }
+    }
+
+    async fn raw(store: &Store, sql: &'static str, id: Uuid) {
+        raw_with(store, sql, &[id]).await;
+    }
+
+    /// Activity counts and lineage read what the activity tables hold (no port writes them yet, so the row is
+    /// written by hand, the same text on both backends).
+    async fn activity_counts_and_lineage_read_the_tables(store: &Store) {
+        let s = Seed::store(store).await;
+        let participant = super::contract::user("olena@example.com", None);
+        commit(store, &[Write::Users(vec![participant.clone()])])
+            .await
+            .expect("participant");
+        let batch = store
+            .insert_batch(&new_batch(1, "matches", "h1", "2024-06-01T10:00:00Z"))
+            .await
+            .expect("batch");
+        let id = Uuid::from_u128(42);
+        raw_with(
+            store,
+            "INSERT INTO buddy_matches (id, participant_id, buddy_id, matched_at, status, batch_id, \
+             first_batch_id, source_row_number, program_instance_id) \
+             VALUES ($1, $2, $3, '2024-06-01T10:00:00+00:00', 'active', $4, $5, 7, $6)",
+            &[
+                id,
+                participant.id.uuid(),
+                s.anna.id.uuid(),
+                batch.id.uuid(),
+                batch.id.uuid(),
+                s.instance.id.uuid(),
+            ],
+        )
+        .await;
+        let mut counts = Vec::new();
+        for kind in ActivityKind::ALL {
+            counts.push(store.count_activities(*kind).await.expect("count"));
+        }
+        assert_eq!(counts, [0, 1, 0]);
+        assert_eq!(
+            store
+                .activity_lineage(ActivityKind::BuddyMatch, ActivityId(id))
+                .await
+                .expect("lineage"),
+            Some(ActivityLineage {
+                batch_id: Some(batch.id),
+                first_batch_id: Some(batch.id),
+                source_row_number: Some(7),
+                program_instance_id: Some(s.instance.id),
+            })
+        );
+        assert_eq!(
+            store
+                .activity_lineage(ActivityKind::KintellSession, ActivityId(id))
+                .await
+                .expect("lineage"),
+            None
+        );
     }
 
     /// A stored value that does not parse is `Corrupt`, naming table and column, never a panic or a default.
@@ -1967,6 +2029,20 @@ mod sql {
             open_pg("postgres_corrupt_values_name_their_table_and_column").await
         {
             corrupt_values_name_their_table_and_column(&store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_activity_counts_and_lineage_read_the_tables() {
+        let (store, _db) = open_sqlite().await;
+        activity_counts_and_lineage_read_the_tables(&store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_activity_counts_and_lineage_read_the_tables() {
+        let test = "postgres_activity_counts_and_lineage_read_the_tables";
+        if let Some((store, _db)) = open_pg(test).await {
+            activity_counts_and_lineage_read_the_tables(&store).await;
         }
     }
 

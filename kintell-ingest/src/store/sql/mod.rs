@@ -1,5 +1,5 @@
-//! The SQL stores: one implementation of the ports over sqlx and sea-query, with per-backend details behind
-//! [`Backend`].
+//! The SQL stores: one implementation of the ports over sqlx and sea-query, with per-backend details behind a
+//! crate-private `Backend` trait; `SqliteStore` and `PostgresStore` are that implementation on each backend.
 //!
 //! Statements are built with sea-query and executed with sqlx; the backend supplies the query builder, how
 //! timestamps and JSON are bound, the bind-parameter limit and how an upsert tells inserted rows from updated

@@ -2,7 +2,7 @@
 //! of thousands of rows is one statement per kind, split only by the bind-parameter limit.
 
 use super::*;
-use crate::domain::{CompanyId, Tags, UserId, UserRole};
+use crate::domain::{CompanyId, Name, Tags, UserId, UserRole};
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
@@ -182,9 +182,7 @@ async fn upserts_are_one_statement_per_chunk<B: Backend>(pool: B::Pool) {
     unit.rollback().await.expect("rollback");
 }
 
-use crate::domain::Name;
-use sqlx::Connection;
-
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_upserts_are_one_statement_per_chunk() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -197,6 +195,7 @@ async fn sqlite_upserts_are_one_statement_per_chunk() {
     upserts_are_one_statement_per_chunk::<super::sqlite::SqliteBackend>(pool).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_upserts_are_one_statement_per_chunk() {
     let Ok(admin) = std::env::var("KINTELL_TEST_DATABASE_URL") else {
@@ -205,6 +204,7 @@ async fn postgres_upserts_are_one_statement_per_chunk() {
         );
         return;
     };
+    use sqlx::Connection;
     let name = format!("kintell_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
