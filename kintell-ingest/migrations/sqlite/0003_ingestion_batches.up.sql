@@ -69,6 +69,7 @@ CREATE TABLE ingestion_batches (
 
   CONSTRAINT ingestion_batches_counters_check
     CHECK (success_rows + error_rows + skipped_rows = last_processed_row AND last_processed_row <= total_rows),
+  CONSTRAINT ingestion_batches_success_rows_check CHECK (success_rows = inserted_rows + updated_rows),
   CONSTRAINT ingestion_batches_counters_nonnegative_check
     CHECK (total_rows >= 0 AND success_rows >= 0 AND error_rows >= 0 AND skipped_rows >= 0
            AND inserted_rows >= 0 AND updated_rows >= 0)

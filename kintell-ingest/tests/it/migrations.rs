@@ -601,12 +601,15 @@ WHERE tc.constraint_type = 'FOREIGN KEY'
 async fn batch_constraints_hold() {
     on_each_backend("batch_constraints_hold", |db| async move {
         db.migrate_up(None).await.expect("up");
+        // `counters` is "total, success, error, skipped, last"; every success is counted as inserted.
         let batch = |n: u128, status: &str, counters: &str| {
+            let success = counters.split(", ").nth(1).unwrap_or("0");
             format!(
                 "INSERT INTO ingestion_batches (id, file_name, file_hash, program_type, entity_kind, format, status,
                                                 total_rows, success_rows, error_rows, skipped_rows,
-                                                last_processed_row)
-                 VALUES ({}, 'f.csv', '{HASH}', 'kintell', 'kintell_sessions', 'kintell-v1', '{status}', {counters})",
+                                                last_processed_row, inserted_rows)
+                 VALUES ({}, 'f.csv', '{HASH}', 'kintell', 'kintell_sessions', 'kintell-v1', '{status}', {counters},
+                         {success})",
                 id(&db, n)
             )
         };
@@ -616,6 +619,12 @@ async fn batch_constraints_hold() {
         assert_eq!(kind(exec(&db, &batch(1, "completed", "10, -1, 1, 0, 0")).await), Some(ErrorKind::CheckViolation));
         assert_eq!(kind(exec(&db, &batch(1, "done", "0, 0, 0, 0, 0")).await), Some(ErrorKind::CheckViolation));
         assert_eq!(kind(exec(&db, &batch(1, "completed", "100, 95, 3, 2, 100")).await), None);
+        // success = inserted + updated
+        let split = format!(
+            "UPDATE ingestion_batches SET inserted_rows = 90, updated_rows = 4 WHERE id = {}",
+            id(&db, 1)
+        );
+        assert_eq!(kind(exec(&db, &split).await), Some(ErrorKind::CheckViolation));
 
         // One in-flight batch per (entity_kind, file_hash); completed ones do not count.
         assert_eq!(kind(exec(&db, &batch(2, "running", "100, 5, 0, 0, 5")).await), None);

@@ -380,19 +380,11 @@ impl<B: Backend> SqlStore<B> {
 }
 
 /// The guarded overwrite of a batch row, on any connection.
-///
-/// `success_rows = inserted_rows + updated_rows` is checked here: the schema states it but its migrations carry no
-/// CHECK for it, and the port promises [`StoreError::Invalid`] on every store.
 async fn save_batch<B: Backend>(
     conn: &mut B::Conn,
     batch: &BatchRecord,
     guard: &BatchGuard,
 ) -> StoreResult<bool> {
-    if batch.inserted_rows.checked_add(batch.updated_rows) != Some(batch.success_rows) {
-        return Err(StoreError::Invalid {
-            constraint: "ingestion_batches_success_rows_check".to_owned(),
-        });
-    }
     let changed = execute::<B>(
         conn,
         &query::save_batch::<B>(batch, guard),
