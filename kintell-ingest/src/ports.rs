@@ -11,8 +11,9 @@
 
 use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
-    BatchStatus, BeneficiaryGroup, Campaign, Company, Email, EntityKind, InstanceId, Key, NewBatch,
-    ProgramInstance, ProgramSlug, User,
+    BatchStatus, BeneficiaryGroup, Campaign, Company, CompletionKey, CompletionWrite, Email,
+    Enrollment, EntityKind, InstanceId, Key, MatchKey, MatchWrite, NewBatch, ProgramInstance,
+    ProgramSlug, RowErrorRecord, SessionId, SessionWrite, StoredRow, User, UserWrite, Written,
 };
 use async_trait::async_trait;
 
@@ -230,6 +231,80 @@ pub trait UnitOfWork: Send {
     /// status change collides with another in-flight batch of the same file.
     async fn save_batch(&mut self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool>;
 
+    /// The stored sessions (source system `kintell`) with these external ids, with their lineage, in no particular
+    /// order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn stored_sessions(&mut self, ids: &[SessionId]) -> StoreResult<Vec<(SessionId, StoredRow)>>;
+
+    /// The stored buddy matches with these keys, with their lineage, in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn stored_matches(&mut self, keys: &[MatchKey]) -> StoreResult<Vec<(MatchKey, StoredRow)>>;
+
+    /// The stored course completions with these keys, with their lineage, in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn stored_completions(
+        &mut self,
+        keys: &[CompletionKey],
+    ) -> StoreResult<Vec<(CompletionKey, StoredRow)>>;
+
+    /// The users with these emails that have a `kintell` external id, with the lineage kept in its metadata (see
+    /// [`UserWrite`]), in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn stored_user_sources(&mut self, emails: &[Email]) -> StoreResult<Vec<(Email, StoredRow)>>;
+
+    /// Upserts sessions on (`kintell`, `external_session_id`), changing only rows whose values differ (the values
+    /// of [`SessionWrite::row`], the people, and the instance when given), with the lineage rules of
+    /// [`crate::domain::RowSource`]. Returns one [`Written`] per input row, in input order. The keys of one call
+    /// are distinct (the caller removes duplicates first).
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown user, instance or batch; [`StoreError::Invalid`] for a
+    /// value a check refuses.
+    async fn upsert_sessions(&mut self, rows: &[SessionWrite]) -> StoreResult<Vec<Written>>;
+
+    /// Upserts buddy matches on their key, as [`UnitOfWork::upsert_sessions`] does.
+    ///
+    /// # Errors
+    /// As [`UnitOfWork::upsert_sessions`].
+    async fn upsert_matches(&mut self, rows: &[MatchWrite]) -> StoreResult<Vec<Written>>;
+
+    /// Upserts course completions on their key, as [`UnitOfWork::upsert_sessions`] does.
+    ///
+    /// # Errors
+    /// As [`UnitOfWork::upsert_sessions`].
+    async fn upsert_completions(&mut self, rows: &[CompletionWrite]) -> StoreResult<Vec<Written>>;
+
+    /// Upserts users of the users export by email, changing only rows whose values differ, and ensures each one's
+    /// `kintell` external id with the write's lineage in its metadata (rewritten only when the user row is
+    /// inserted or changed). Returns one [`Written`] per input row, in input order; emails are distinct.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown company; [`StoreError::Duplicate`] when the external id is
+    /// held by another user.
+    async fn upsert_user_rows(&mut self, rows: &[UserWrite]) -> StoreResult<Vec<Written>>;
+
+    /// Inserts enrolments that do not exist yet on (`user_id`, `program_instance_id`, `role`); an existing one
+    /// keeps its id and gets the earlier `enrolled_at`. Counts inserted, updated (an earlier `enrolled_at`) and
+    /// unchanged.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown user or instance.
+    async fn upsert_enrollments(&mut self, rows: &[Enrollment]) -> StoreResult<UpsertCounts>;
+
+    /// Writes row errors, rewriting a stored error of the same (`batch_id`, `row_number`).
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown batch; [`StoreError::Invalid`] for a row number below 1.
+    async fn put_row_errors(&mut self, rows: &[RowErrorRecord]) -> StoreResult<()>;
+
     /// Makes every write of this unit visible at once.
     ///
     /// # Errors
@@ -301,6 +376,31 @@ pub trait BatchRepository: Send + Sync {
     /// # Errors
     /// As [`UnitOfWork::save_batch`].
     async fn save_batch(&self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool>;
+
+    /// The row errors of a batch with `row_number > after_row`, by row number, at most `limit` of them (keyset
+    /// pagination for the error CSV).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn row_errors(
+        &self,
+        batch: BatchId,
+        after_row: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RowErrorRecord>>;
+
+    /// Links every row of `kind` whose `batch_id` is NULL to the legacy batch of that table (`file_name =
+    /// 'legacy_import'`, `import_method = 'legacy'`, `format = 'legacy'`, status `completed`), creating it from
+    /// `batch` when there is none and otherwise adding the rows to the existing one (its counters grow by the rows
+    /// adopted), all in one transaction. Returns the legacy batch as stored and the number of rows adopted now.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn adopt_legacy(
+        &self,
+        kind: ActivityKind,
+        batch: &NewBatch,
+    ) -> StoreResult<(BatchRecord, u64)>;
 }
 
 /// Stored activities (sessions, matches, completions).
