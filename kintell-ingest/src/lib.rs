@@ -50,6 +50,7 @@ pub mod batch;
 pub mod catalog;
 pub mod domain;
 pub mod formats;
+pub mod ingest;
 pub mod ports;
 pub mod scoring;
 pub mod store;

@@ -16,11 +16,11 @@ use serde_json::Value;
 
 use crate::batch::ErrorSummary;
 use crate::domain::{
-    ActivityId, ActivityKind, Association, AssociationId, BatchId, CompletionKey,
-    CompletionRow, CompletionWrite, DomainRow, Email, Enrollment, EnrollmentRole, InstanceId,
-    Key, MatchKey, MatchRow, MatchWrite, PersonName, ProgramInstance, ProgramSlug,
-    RowErrorRecord, RowOutcome, RowSource, SessionId, SessionRow, SessionWrite, StoredRow, Tags,
-    User, UserId, UserRole, UserRow, UserWrite, Written,
+    ActivityId, ActivityKind, Association, AssociationId, BatchId, CompletionKey, CompletionRow,
+    CompletionWrite, DomainRow, Email, Enrollment, EnrollmentRole, InstanceId, Key, MatchKey,
+    MatchRow, MatchWrite, PersonName, ProgramInstance, ProgramSlug, RowErrorRecord, RowOutcome,
+    RowSource, SessionId, SessionRow, SessionWrite, StoredRow, Tags, User, UserId, UserRole,
+    UserRow, UserWrite, Written,
 };
 use crate::formats::{ErrorCode, Problem, RawRecord, RowError};
 use crate::ports::{StoreResult, UnitOfWork};
@@ -31,6 +31,8 @@ use super::prepass::sample;
 use super::report::AssociationCounts;
 
 /// One record of a chunk, as the parser gave it.
+// Nearly every record is valid: boxing the large variant would cost an allocation per row.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Item {
     /// A record that passed every check the parser makes.
@@ -239,8 +241,9 @@ impl<'c> Judge<'c> {
         let s = stored?;
         let batch = s.batch_id?;
         let n = s.source_row_number?;
-        (self.ctx.same_content.contains(&batch) && n < i64::try_from(row_number).unwrap_or(i64::MAX))
-            .then_some(n)
+        (self.ctx.same_content.contains(&batch)
+            && n < i64::try_from(row_number).unwrap_or(i64::MAX))
+        .then_some(n)
     }
 
     /// The duplicate problem of a key seen earlier in this chunk or stored from an earlier record.
@@ -325,7 +328,12 @@ impl People {
 
     /// The id of the user with `email`: stored, or the stable id of a user to create; `None` (and a problem) when
     /// unknown and not to be created.
-    fn id(&self, email: &Email, field: &'static str, problems: &mut Vec<Problem>) -> Option<UserId> {
+    fn id(
+        &self,
+        email: &Email,
+        field: &'static str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<UserId> {
         if let Some(id) = self.known.get(email) {
             return Some(*id);
         }
@@ -446,9 +454,15 @@ async fn write_sessions(
         .flat_map(|(_, r)| [r.participant_email.clone(), r.volunteer_email.clone()])
         .collect();
     let mut people = People::look_up(unit, emails, ctx.create_missing_users).await?;
-    let named = named_instances(unit, ctx, rows.iter().filter_map(|(_, r)| r.program_ref.as_ref())).await?;
+    let named = named_instances(
+        unit,
+        ctx,
+        rows.iter().filter_map(|(_, r)| r.program_ref.as_ref()),
+    )
+    .await?;
     let ids: Vec<SessionId> = distinct(rows.iter().map(|(_, r)| r.session_id.clone()));
-    let stored: HashMap<SessionId, StoredRow> = unit.stored_sessions(&ids).await?.into_iter().collect();
+    let stored: HashMap<SessionId, StoredRow> =
+        unit.stored_sessions(&ids).await?.into_iter().collect();
 
     let mut seen: HashMap<SessionId, u64> = HashMap::new();
     let mut writes = Vec::new();
@@ -468,7 +482,8 @@ async fn write_sessions(
             "session_id",
             "the same session_id",
         ));
-        let (Some(participant), Some(volunteer), true) = (participant, volunteer, problems.is_empty())
+        let (Some(participant), Some(volunteer), true) =
+            (participant, volunteer, problems.is_empty())
         else {
             judge.reject_problems(at, problems);
             continue;
@@ -669,11 +684,22 @@ async fn write_completions(
     } else {
         unit.upsert_completions(&writes).await?
     };
-    finish(unit, judge, ActivityKind::CourseCompletion, &written, linked).await
+    finish(
+        unit,
+        judge,
+        ActivityKind::CourseCompletion,
+        &written,
+        linked,
+    )
+    .await
 }
 
 /// A stored row's link: its instance, the people to enrol with their roles, and the activity's time.
-type Link = Option<(ProgramInstance, Vec<(UserId, EnrollmentRole)>, DateTime<Utc>)>;
+type Link = Option<(
+    ProgramInstance,
+    Vec<(UserId, EnrollmentRole)>,
+    DateTime<Utc>,
+)>;
 
 /// Counts the written rows and writes the links of the linked ones.
 async fn finish(
@@ -748,7 +774,11 @@ async fn write_users(
             .map(|c| (c.slug, c.id))
             .collect()
     };
-    let stored: HashMap<Email, StoredRow> = unit.stored_user_sources(&emails).await?.into_iter().collect();
+    let stored: HashMap<Email, StoredRow> = unit
+        .stored_user_sources(&emails)
+        .await?
+        .into_iter()
+        .collect();
 
     let mut seen: HashMap<Email, u64> = HashMap::new();
     let mut writes = Vec::new();

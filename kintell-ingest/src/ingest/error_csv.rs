@@ -86,7 +86,11 @@ pub async fn write_error_csv<W: Write>(
         let Some(last) = page.last() else { break };
         after = last.row_number;
         for e in &page {
-            let values = e.raw_record.as_array().map(Vec::as_slice).unwrap_or_default();
+            let values = e
+                .raw_record
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let mut line: Vec<String> = values
                 .iter()
                 .map(|v| cell(v.as_str().unwrap_or_default()))

@@ -85,8 +85,9 @@ impl<'s> Ledger<'s> {
         }
     }
 
-    /// The batch as stored now; a dry run's batch is seen by nobody else, so it has no news (`None`).
-    pub(crate) async fn reread(&self, batch: &BatchRecord) -> StoreResult<Option<BatchRecord>> {
+    /// The batch as stored now; a dry run's batch is seen by nobody else, so it has no news (`None`). (`&mut`:
+    /// a dry run's unit is not `Sync`, so a shared borrow of the ledger could not be held across an await.)
+    pub(crate) async fn reread(&mut self, batch: &BatchRecord) -> StoreResult<Option<BatchRecord>> {
         match self {
             Ledger::Real(store) => store.get_batch(batch.id).await,
             Ledger::Dry(_) => Ok(None),

@@ -86,7 +86,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        DateTime::<Utc>::from(std::time::SystemTime::now())
     }
 }
 
@@ -251,9 +251,7 @@ impl<'a> IntoFuture for ImportCall<'a> {
             match self.job {
                 Job::Import(request) => self.ingestor.run_import(request, self.progress).await,
                 Job::Resume(batch, source) => {
-                    self.ingestor
-                        .run_resume(batch, source, self.progress)
-                        .await
+                    self.ingestor.run_resume(batch, source, self.progress).await
                 }
             }
         })
@@ -335,7 +333,9 @@ pub enum ImportError {
         batch: BatchId,
     },
     /// The bytes given to a resume are not those of the batch.
-    #[error("the file is not the one batch {batch} imports (its hash is {found}, the batch's {expected})")]
+    #[error(
+        "the file is not the one batch {batch} imports (its hash is {found}, the batch's {expected})"
+    )]
     DifferentFile {
         /// The batch.
         batch: BatchId,

@@ -42,23 +42,22 @@ pub(crate) fn decide(
     now: DateTime<Utc>,
     holder_dead: &dyn Fn(&str) -> bool,
 ) -> Verdict {
-    for b in batches.iter().filter(|b| b.status == BatchStatus::Running) {
+    if let Some(b) = batches.iter().find(|b| b.status == BatchStatus::Running) {
         let dead = b.lease_owner.as_deref().is_some_and(holder_dead);
-        match (&b.lease_owner, b.lease_expires_at) {
-            (Some(owner), Some(until)) if now < until && !dead => {
-                return Verdict::InProgress {
-                    batch: b.clone(),
-                    owner: owner.clone(),
-                    until,
-                };
-            }
-            _ => {
-                return Verdict::Resume {
-                    batch: b.clone(),
-                    holder_dead: dead,
-                };
-            }
+        if let (Some(owner), Some(until)) = (&b.lease_owner, b.lease_expires_at)
+            && now < until
+            && !dead
+        {
+            return Verdict::InProgress {
+                batch: b.clone(),
+                owner: owner.clone(),
+                until,
+            };
         }
+        return Verdict::Resume {
+            batch: b.clone(),
+            holder_dead: dead,
+        };
     }
     if let Some(b) = batches
         .iter()
@@ -166,7 +165,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(min: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().unwrap_or_default()
+        Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default()
             + chrono::TimeDelta::minutes(min)
     }
 
@@ -222,32 +223,64 @@ mod tests {
     fn every_outcome() {
         use BatchStatus as S;
         assert_eq!(check(&[], false, 0, false), "new");
-        assert_eq!(check(&[batch(1, S::Completed)], false, 0, false), "already 1");
+        assert_eq!(
+            check(&[batch(1, S::Completed)], false, 0, false),
+            "already 1"
+        );
         assert_eq!(check(&[batch(1, S::Completed)], true, 0, false), "new");
         assert_eq!(check(&[batch(1, S::Cancelled)], false, 0, false), "new");
-        assert_eq!(check(&[batch(1, S::Pending)], false, 0, false), "resume 1 dead=false");
-        assert_eq!(check(&[batch(1, S::Paused)], true, 0, false), "resume 1 dead=false");
-        assert_eq!(check(&[batch(1, S::Failed)], false, 0, false), "resume 1 dead=false");
+        assert_eq!(
+            check(&[batch(1, S::Pending)], false, 0, false),
+            "resume 1 dead=false"
+        );
+        assert_eq!(
+            check(&[batch(1, S::Paused)], true, 0, false),
+            "resume 1 dead=false"
+        );
+        assert_eq!(
+            check(&[batch(1, S::Failed)], false, 0, false),
+            "resume 1 dead=false"
+        );
         let running = [batch(1, S::Running)];
         assert_eq!(check(&running, true, 0, false), "in progress 1 by host:1:n");
         assert_eq!(check(&running, false, 10, false), "resume 1 dead=false");
         assert_eq!(check(&running, false, 0, true), "resume 1 dead=true");
         // An in-flight batch is finished even when a completed one exists.
         assert_eq!(
-            check(&[batch(1, S::Paused), batch(2, S::Completed)], false, 0, false),
+            check(
+                &[batch(1, S::Paused), batch(2, S::Completed)],
+                false,
+                0,
+                false
+            ),
             "resume 1 dead=false"
         );
         // A failed forced re-import is resumed; failures older than the completion are history.
         assert_eq!(
-            check(&[batch(1, S::Failed), batch(2, S::Completed)], true, 0, false),
+            check(
+                &[batch(1, S::Failed), batch(2, S::Completed)],
+                true,
+                0,
+                false
+            ),
             "resume 1 dead=false"
         );
         assert_eq!(
-            check(&[batch(1, S::Completed), batch(2, S::Failed)], true, 0, false),
+            check(
+                &[batch(1, S::Completed), batch(2, S::Failed)],
+                true,
+                0,
+                false
+            ),
             "new"
         );
         assert_eq!(
-            check(&[batch(1, S::Completed), batch(2, S::Failed)], false, 0, false),
+            check(
+                &[batch(1, S::Completed), batch(2, S::Failed)],
+                false,
+                0,
+                false
+            ),
             "already 1"
         );
     }
@@ -258,10 +291,22 @@ mod tests {
         same_name.file_hash = "other".into();
         let mut other_name = batch(2, BatchStatus::Failed);
         other_name.file_name = "b.csv".into();
-        let n = notices("a.csv", "h", &[other_name.clone(), other_name], &[same_name], None);
+        let n = notices(
+            "a.csv",
+            "h",
+            &[other_name.clone(), other_name],
+            &[same_name],
+            None,
+        );
         assert_eq!(n.len(), 2);
-        assert!(n[0].contains("same name \"a.csv\" with different content"), "{n:?}");
-        assert!(n[1].contains("under the name \"b.csv\" (and 1 other batch)"), "{n:?}");
+        assert!(
+            n[0].contains("same name \"a.csv\" with different content"),
+            "{n:?}"
+        );
+        assert!(
+            n[1].contains("under the name \"b.csv\" (and 1 other batch)"),
+            "{n:?}"
+        );
     }
 
     #[test]

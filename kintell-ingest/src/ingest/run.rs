@@ -225,8 +225,16 @@ impl Ingestor {
         };
         let result = match target {
             Some((batch, holder_dead)) if batch.last_processed_row > 0 => {
-                self.continue_batch(&mut ledger, batch, holder_dead, &source, pre, notices, progress)
-                    .await
+                self.continue_batch(
+                    &mut ledger,
+                    batch,
+                    holder_dead,
+                    &source,
+                    pre,
+                    notices,
+                    progress,
+                )
+                .await
             }
             target => {
                 self.start_fresh(
@@ -329,8 +337,16 @@ impl Ingestor {
         )];
         let mut ledger = Ledger::Real(&self.store);
         if batch.last_processed_row > 0 {
-            self.continue_batch(&mut ledger, batch, holder_dead, &source, pre, notices, progress)
-                .await
+            self.continue_batch(
+                &mut ledger,
+                batch,
+                holder_dead,
+                &source,
+                pre,
+                notices,
+                progress,
+            )
+            .await
         } else {
             let entity = batch.entity_kind;
             self.start_fresh(
@@ -369,10 +385,14 @@ impl Ingestor {
             what: format!("ingestion_batches {}: format: {e}", batch.id),
         })?;
         let instance = match batch.program_instance_id {
-            Some(id) => self.store.instance_by_id(id).await?.map(|instance| BatchInstance {
-                instance,
-                source: metadata::instance_source(meta).unwrap_or(InstanceSource::Explicit),
-            }),
+            Some(id) => self
+                .store
+                .instance_by_id(id)
+                .await?
+                .map(|instance| BatchInstance {
+                    instance,
+                    source: metadata::instance_source(meta).unwrap_or(InstanceSource::Explicit),
+                }),
             None => None,
         };
         let plan = Plan {
@@ -392,7 +412,8 @@ impl Ingestor {
             size: pre.size,
         };
         let entry = Entry::of(&batch, holder_dead);
-        self.run_batch(ledger, batch, None, entry, plan, progress).await
+        self.run_batch(ledger, batch, None, entry, plan, progress)
+            .await
     }
 
     /// A batch that has not written a row yet (new, or attempted before): file errors, the explicit instance,
@@ -429,7 +450,9 @@ impl Ingestor {
                     file_size_bytes: Some(as_i64(pre.size)),
                 };
                 return self
-                    .refuse(ledger, source, entity, &pre.hash, fields, target, error, notices)
+                    .refuse(
+                        ledger, source, entity, &pre.hash, fields, target, error, notices,
+                    )
                     .await;
             }
             Ok(s) => s,
@@ -467,7 +490,9 @@ impl Ingestor {
                             file_size_bytes: Some(as_i64(pre.size)),
                         };
                         return self
-                            .refuse(ledger, source, entity, &pre.hash, fields, target, error, notices)
+                            .refuse(
+                                ledger, source, entity, &pre.hash, fields, target, error, notices,
+                            )
                             .await;
                     }
                 }
@@ -525,7 +550,10 @@ impl Ingestor {
                 file_size_bytes: Some(as_i64(pre.size)),
             };
             return self
-                .reject(ledger, source, entity, &pre.hash, fields, target, &parse, &scanned, reason, notices)
+                .reject(
+                    ledger, source, entity, &pre.hash, fields, target, &parse, &scanned, reason,
+                    notices,
+                )
                 .await;
         }
 
@@ -839,7 +867,9 @@ impl Ingestor {
         let result = worker.run(ledger, progress).await;
         match result {
             Ok(report) => Ok(report),
-            Err(e @ (ImportError::Store(_) | ImportError::Read { .. } | ImportError::Open { .. })) => {
+            Err(
+                e @ (ImportError::Store(_) | ImportError::Read { .. } | ImportError::Open { .. }),
+            ) => {
                 worker.fail(ledger, &e).await;
                 Err(e)
             }
@@ -890,7 +920,12 @@ impl Ingestor {
                 (_, true) => BatchEvent::RequestCancel { now },
             };
             let next = apply(&b, &event, now).map_err(|e| ImportError::moving(id, e))?;
-            if next == BatchRecord { updated_at: next.updated_at, ..b.clone() } {
+            if next
+                == (BatchRecord {
+                    updated_at: next.updated_at,
+                    ..b.clone()
+                })
+            {
                 return Ok(b);
             }
             if self.store.save_batch(&next, &BatchGuard::of(&b)).await? {
@@ -910,7 +945,10 @@ fn stored_summary(b: &BatchRecord) -> ErrorSummary {
 }
 
 /// Writes (or re-reads) a programme instance a file name announces.
-async fn create_instance(unit: &mut dyn UnitOfWork, instance: ProgramInstance) -> Result<(), StoreError> {
+async fn create_instance(
+    unit: &mut dyn UnitOfWork,
+    instance: ProgramInstance,
+) -> Result<(), StoreError> {
     unit.upsert_instances(&[instance]).await.map(|_| ())
 }
 
@@ -954,7 +992,10 @@ impl Worker<'_, '_> {
             .map_err(|e| ImportError::read(source, e.source))?;
         if skipped < start_row {
             return self
-                .changed(ledger, "the file has fewer records than the batch processed".to_owned())
+                .changed(
+                    ledger,
+                    "the file has fewer records than the batch processed".to_owned(),
+                )
                 .await;
         }
         let mut same_content: HashSet<BatchId> = self
@@ -982,17 +1023,20 @@ impl Worker<'_, '_> {
             if done >= total {
                 break;
             }
-            if let Some(fresh) = ledger.reread(&self.batch).await? {
-                if let Some(report) = self.honour_request(ledger, Some(fresh)).await? {
-                    return Ok(report);
-                }
+            if let Some(fresh) = ledger.reread(&self.batch).await?
+                && let Some(report) = self.honour_request(ledger, Some(fresh)).await?
+            {
+                return Ok(report);
             }
             let want = (total - done).min(self.plan.chunk_size as u64);
-            let items = read_chunk(&mut parser, want)
-                .map_err(|e| ImportError::read(source, e.source))?;
+            let items =
+                read_chunk(&mut parser, want).map_err(|e| ImportError::read(source, e.source))?;
             if items.is_empty() {
                 return self
-                    .changed(ledger, "the file has fewer records than the pre-pass counted".to_owned())
+                    .changed(
+                        ledger,
+                        "the file has fewer records than the pre-pass counted".to_owned(),
+                    )
                     .await;
             }
             ctx.now = clock.now();
@@ -1055,7 +1099,11 @@ impl Worker<'_, '_> {
         let mut associations = metadata::associations(&next.csv_metadata);
         associations.add(outcome.associations);
         metadata::set_associations(&mut next.csv_metadata, associations);
-        match unit.get().save_batch(&next, &BatchGuard::of(&self.batch)).await {
+        match unit
+            .get()
+            .save_batch(&next, &BatchGuard::of(&self.batch))
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 unit.rollback().await;
@@ -1074,7 +1122,10 @@ impl Worker<'_, '_> {
 
     /// After a guarded write found the batch changed: a request that arrived meanwhile is honoured; anything
     /// else means another worker has the batch.
-    async fn lost_or_requested(&mut self, ledger: &mut Ledger<'_>) -> Result<ImportReport, ImportError> {
+    async fn lost_or_requested(
+        &mut self,
+        ledger: &mut Ledger<'_>,
+    ) -> Result<ImportReport, ImportError> {
         let fresh = ledger.reread(&self.batch).await?;
         match fresh {
             Some(fresh) if only_request_differs(&self.batch, &fresh) => {
@@ -1133,7 +1184,10 @@ impl Worker<'_, '_> {
             let mut next = apply(&self.batch, &BatchEvent::Complete { now }, now)
                 .map_err(|e| ImportError::moving(self.batch.id, e))?;
             next.error_summary = Some(self.summary.to_json());
-            if ledger.save_batch(&next, &BatchGuard::of(&self.batch)).await? {
+            if ledger
+                .save_batch(&next, &BatchGuard::of(&self.batch))
+                .await?
+            {
                 self.batch = next;
                 return self.report(ledger).await;
             }
@@ -1157,7 +1211,10 @@ impl Worker<'_, '_> {
         let now = self.ingestor.clock.now();
         let next = apply(&self.batch, &BatchEvent::Fail { error: why, now }, now)
             .map_err(|e| ImportError::moving(self.batch.id, e))?;
-        if !ledger.save_batch(&next, &BatchGuard::of(&self.batch)).await? {
+        if !ledger
+            .save_batch(&next, &BatchGuard::of(&self.batch))
+            .await?
+        {
             return Err(ImportError::LeaseLost {
                 batch: self.batch.id,
             });
@@ -1188,8 +1245,11 @@ impl Worker<'_, '_> {
     }
 
     /// The report of the batch as stored now (a dry run's: as this worker last saved it).
-    async fn report(&self, ledger: &Ledger<'_>) -> Result<ImportReport, ImportError> {
-        let batch = ledger.reread(&self.batch).await?.unwrap_or_else(|| self.batch.clone());
+    async fn report(&self, ledger: &mut Ledger<'_>) -> Result<ImportReport, ImportError> {
+        let batch = ledger
+            .reread(&self.batch)
+            .await?
+            .unwrap_or_else(|| self.batch.clone());
         Ok(ImportReport::of_batch(
             batch,
             self.plan.notices.clone(),

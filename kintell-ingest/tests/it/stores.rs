@@ -84,8 +84,8 @@ pub mod contract {
         ActivityId, ActivityKind, Association, AssociationId, BatchId, BatchRecord, BatchStatus,
         BeneficiaryGroup, Campaign, CampaignId, CampaignStatus, Company, CompanyId, Confidence,
         Decision, Email, EntityKind, GroupId, GroupType, ImportMethod, InstanceId, InstanceStatus,
-        Key, Name, NewBatch, PersonName, ProgramInstance, ProgramSlug, ProgramType, Tags, User,
-        UserId, UserRole,
+        Key, Name, NewBatch, PersonName, ProgramInstance, ProgramSlug, ProgramType,
+        RequestedAction, Tags, User, UserId, UserRole,
     };
     use kintell_ingest::ports::{
         BatchFilter, BatchGuard, StoreError, StoreResult, UnitOfWork, UpsertCounts,
@@ -1191,6 +1191,13 @@ pub mod contract {
                 "another resume point",
                 BatchGuard {
                     last_processed_row: 3,
+                    ..BatchGuard::of(&taken)
+                },
+            ),
+            (
+                "a request the writer has not seen",
+                BatchGuard {
+                    requested_action: Some(RequestedAction::Pause),
                     ..BatchGuard::of(&taken)
                 },
             ),
