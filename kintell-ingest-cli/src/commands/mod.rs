@@ -1,6 +1,9 @@
 //! The commands: each opens what it needs, calls the library and renders.
 
+mod batches;
 mod catalog;
+mod import;
+mod lineage;
 mod migrate;
 
 use crate::cli::{Cli, Command, Global};
@@ -13,6 +16,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Migrate(cmd) => migrate::run(&cli.global, cmd).await,
         Command::Catalog(cmd) => catalog::run(&cli.global, cmd).await,
+        Command::Import(args) => import::run(&cli.global, args).await,
+        Command::Batches(cmd) => batches::run(&cli.global, cmd).await,
+        Command::Lineage(cmd) => lineage::run(&cli.global, cmd).await,
     }
 }
 
