@@ -7,8 +7,11 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    ActivityKind, Association, AssociationId, Decision, EnrollmentRole, InstanceId, ProgramSlug,
+    ActivityKind, Association, AssociationId, Decision, EnrollmentRole, InstanceId, Key,
+    ProgramSlug,
 };
+use chrono::NaiveDate;
+use serde::Serialize;
 use crate::domain::{Enrollment, ProgramInstance};
 use crate::ports::{ReviewFilter, ReviewItem, StoreError, UnitOfWork};
 use crate::store::Store;
@@ -47,12 +50,58 @@ pub enum ReviewError {
         /// Its id.
         id: crate::domain::ActivityId,
     },
+    /// No company has this slug.
+    #[error("no company {0}")]
+    UnknownCompany(String),
+    /// No campaign has this key.
+    #[error("no campaign {0}")]
+    UnknownCampaign(String),
     /// `by` is empty.
     #[error("who decides must be given")]
     NoDecider,
     /// The store failed.
     #[error("the store failed")]
     Store(#[from] StoreError),
+}
+
+/// A review-queue filter by catalogue keys (see [`ReviewQueue::list_by`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReviewQuery {
+    /// Only proposals of campaigns of this company (slug).
+    pub company: Option<Key>,
+    /// Only proposals of this campaign (key).
+    pub campaign: Option<Key>,
+    /// Only activities of this kind.
+    pub kind: Option<ActivityKind>,
+    /// Only activities on or after this date.
+    pub from: Option<NaiveDate>,
+    /// Only activities on or before this date.
+    pub to: Option<NaiveDate>,
+    /// At most this many.
+    pub limit: Option<u32>,
+}
+
+/// One review item as people read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReviewView {
+    /// The association's id: the item's id.
+    pub id: AssociationId,
+    /// The activity's kind.
+    pub activity_kind: ActivityKind,
+    /// The activity's id.
+    pub activity_id: crate::domain::ActivityId,
+    /// The activity time.
+    pub activity_at: Option<DateTime<Utc>>,
+    /// The proposed campaign's key.
+    pub campaign: Option<Key>,
+    /// The proposed instance's slug.
+    pub instance: Option<ProgramSlug>,
+    /// 0..=100.
+    pub confidence: u8,
+    /// `[{code, points, detail}, …]`.
+    pub reasons: serde_json::Value,
+    /// The top three candidates.
+    pub candidates: serde_json::Value,
 }
 
 /// The review queue over a store.
@@ -73,6 +122,66 @@ impl ReviewQueue {
     /// [`ReviewError::Store`].
     pub async fn list(&self, filter: &ReviewFilter) -> Result<Vec<ReviewItem>, ReviewError> {
         Ok(self.store.list_reviews(filter).await?)
+    }
+
+    /// Items waiting for review, filtered by catalogue keys, with the proposal's campaign key and instance slug.
+    ///
+    /// # Errors
+    /// [`ReviewError::UnknownCompany`], [`ReviewError::UnknownCampaign`], [`ReviewError::Store`].
+    pub async fn list_by(&self, query: &ReviewQuery) -> Result<Vec<ReviewView>, ReviewError> {
+        let catalog = self.store.load_catalog().await?;
+        let company = match &query.company {
+            Some(slug) => Some(
+                catalog
+                    .companies
+                    .iter()
+                    .find(|c| &c.slug == slug)
+                    .map(|c| c.id)
+                    .ok_or_else(|| ReviewError::UnknownCompany(slug.to_string()))?,
+            ),
+            None => None,
+        };
+        let campaign = match &query.campaign {
+            Some(key) => Some(
+                catalog
+                    .campaigns
+                    .iter()
+                    .find(|c| &c.key == key)
+                    .map(|c| c.id)
+                    .ok_or_else(|| ReviewError::UnknownCampaign(key.to_string()))?,
+            ),
+            None => None,
+        };
+        let filter = ReviewFilter {
+            company,
+            campaign,
+            kind: query.kind,
+            from: query.from,
+            to: query.to,
+            limit: query.limit,
+        };
+        let items = self.store.list_reviews(&filter).await?;
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                let a = &item.association;
+                ReviewView {
+                    campaign: a.campaign_id.and_then(|id| {
+                        catalog.campaigns.iter().find(|c| c.id == id).map(|c| c.key.clone())
+                    }),
+                    instance: a.program_instance_id.and_then(|id| {
+                        catalog.instances.iter().find(|i| i.id == id).map(|i| i.slug.clone())
+                    }),
+                    id: a.id,
+                    activity_kind: a.activity_kind,
+                    activity_id: a.activity_id,
+                    activity_at: item.activity.at,
+                    confidence: a.confidence.get(),
+                    reasons: a.reasons.clone(),
+                    candidates: a.candidates.clone(),
+                }
+            })
+            .collect())
     }
 
     /// One association with its reasons and candidates (whatever its decision, so that a decided item can still
