@@ -303,13 +303,19 @@ pub trait UnitOfWork: Send {
     ///
     /// # Errors
     /// [`StoreError::Backend`], [`StoreError::Corrupt`].
-    async fn stored_sessions(&mut self, ids: &[SessionId]) -> StoreResult<Vec<(SessionId, StoredRow)>>;
+    async fn stored_sessions(
+        &mut self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<(SessionId, StoredRow)>>;
 
     /// The stored buddy matches with these keys, with their lineage, in no particular order (one query).
     ///
     /// # Errors
     /// [`StoreError::Backend`], [`StoreError::Corrupt`].
-    async fn stored_matches(&mut self, keys: &[MatchKey]) -> StoreResult<Vec<(MatchKey, StoredRow)>>;
+    async fn stored_matches(
+        &mut self,
+        keys: &[MatchKey],
+    ) -> StoreResult<Vec<(MatchKey, StoredRow)>>;
 
     /// The stored course completions with these keys, with their lineage, in no particular order (one query).
     ///
@@ -325,7 +331,10 @@ pub trait UnitOfWork: Send {
     ///
     /// # Errors
     /// [`StoreError::Backend`], [`StoreError::Corrupt`].
-    async fn stored_user_sources(&mut self, emails: &[Email]) -> StoreResult<Vec<(Email, StoredRow)>>;
+    async fn stored_user_sources(
+        &mut self,
+        emails: &[Email],
+    ) -> StoreResult<Vec<(Email, StoredRow)>>;
 
     /// Upserts sessions on (`kintell`, `external_session_id`), changing only rows whose values differ (the values
     /// of [`SessionWrite::row`], the people, and the instance when given), with the lineage rules of
