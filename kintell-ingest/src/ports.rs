@@ -11,9 +11,10 @@
 
 use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
-    BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, CompletionKey, CompletionWrite, Email,
-    Enrollment, EntityKind, InstanceId, Key, MatchKey, MatchWrite, NewBatch, ProgramInstance,
-    ProgramSlug, RowErrorRecord, SessionId, SessionWrite, StoredRow, User, UserWrite, Written,
+    BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, CompletionKey,
+    CompletionWrite, Email, Enrollment, EntityKind, InstanceId, Key, MatchKey, MatchWrite,
+    NewBatch, ProgramInstance, ProgramSlug, RowErrorRecord, SessionId, SessionWrite, StoredRow,
+    User, UserWrite, Written,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};

@@ -46,7 +46,11 @@ pub struct Capacity {
 impl Capacity {
     /// Utilisation of a campaign with these limits and counts: against `max_sessions` when set and positive, else
     /// against `target_beneficiaries` when positive, else none.
-    pub fn of(max_sessions: Option<i32>, target_beneficiaries: i32, counts: &ActivityCounts) -> Option<Self> {
+    pub fn of(
+        max_sessions: Option<i32>,
+        target_beneficiaries: i32,
+        counts: &ActivityCounts,
+    ) -> Option<Self> {
         let (basis, used, limit) = match max_sessions {
             Some(max) if max > 0 => (CapacityBasis::MaxSessions, counts.sessions, max as u64),
             _ if target_beneficiaries > 0 => (
@@ -56,13 +60,15 @@ impl Capacity {
             ),
             _ => return None,
         };
-        let basis_points = (u128::from(used) * 10_000 * 2 + u128::from(limit)) / (2 * u128::from(limit));
+        let basis_points =
+            (u128::from(used) * 10_000 * 2 + u128::from(limit)) / (2 * u128::from(limit));
         Some(Capacity {
             basis,
             used,
             limit,
             utilisation_basis_points: u64::try_from(basis_points).unwrap_or(u64::MAX),
-            near_capacity: u128::from(used) * 100 >= u128::from(limit) * u128::from(NEAR_CAPACITY_PERCENT),
+            near_capacity: u128::from(used) * 100
+                >= u128::from(limit) * u128::from(NEAR_CAPACITY_PERCENT),
             over_capacity: used > limit,
         })
     }
@@ -138,7 +144,10 @@ impl Reports {
     ///
     /// # Errors
     /// [`ReportError::UnknownCompany`], [`ReportError::Store`].
-    pub async fn campaigns(&self, company: Option<&Key>) -> Result<Vec<CampaignMetrics>, ReportError> {
+    pub async fn campaigns(
+        &self,
+        company: Option<&Key>,
+    ) -> Result<Vec<CampaignMetrics>, ReportError> {
         let catalog = self.store.load_catalog().await?;
         let company_id: Option<CompanyId> = match company {
             Some(slug) => Some(
@@ -157,8 +166,10 @@ impl Reports {
             .into_iter()
             .map(|(id, c, reviews)| (id, (c, reviews)))
             .collect();
-        let by_instance: HashMap<InstanceId, ActivityCounts> = counts.instances.into_iter().collect();
-        let slugs: HashMap<CompanyId, &Key> = catalog.companies.iter().map(|c| (c.id, &c.slug)).collect();
+        let by_instance: HashMap<InstanceId, ActivityCounts> =
+            counts.instances.into_iter().collect();
+        let slugs: HashMap<CompanyId, &Key> =
+            catalog.companies.iter().map(|c| (c.id, &c.slug)).collect();
         let mut out = Vec::new();
         for campaign in &catalog.campaigns {
             if company_id.is_some_and(|id| id != campaign.company_id) {
@@ -169,7 +180,8 @@ impl Reports {
                     what: format!("campaign {} names an unknown company", campaign.key),
                 }));
             };
-            let (counts, pending_reviews) = by_campaign.get(&campaign.id).copied().unwrap_or_default();
+            let (counts, pending_reviews) =
+                by_campaign.get(&campaign.id).copied().unwrap_or_default();
             let mut instances: Vec<InstanceMetrics> = catalog
                 .instances
                 .iter()
@@ -188,13 +200,19 @@ impl Reports {
                 name: campaign.name.to_string(),
                 company: (*company).clone(),
                 status: campaign.status,
-                capacity: Capacity::of(campaign.max_sessions, campaign.target_beneficiaries, &counts),
+                capacity: Capacity::of(
+                    campaign.max_sessions,
+                    campaign.target_beneficiaries,
+                    &counts,
+                ),
                 counts,
                 pending_reviews,
                 instances,
             });
         }
-        out.sort_by(|a, b| (a.company.as_str(), a.key.as_str()).cmp(&(b.company.as_str(), b.key.as_str())));
+        out.sort_by(|a, b| {
+            (a.company.as_str(), a.key.as_str()).cmp(&(b.company.as_str(), b.key.as_str()))
+        });
         Ok(out)
     }
 }
@@ -214,12 +232,18 @@ mod tests {
     #[test]
     fn capacity_uses_max_sessions_then_target_beneficiaries_then_none() {
         let c = Capacity::of(Some(10), 50, &counts(8, 3)).expect("capacity");
-        assert_eq!((c.basis, c.used, c.limit), (CapacityBasis::MaxSessions, 8, 10));
+        assert_eq!(
+            (c.basis, c.used, c.limit),
+            (CapacityBasis::MaxSessions, 8, 10)
+        );
         assert_eq!(c.utilisation_basis_points, 8000);
         assert!(c.near_capacity && !c.over_capacity);
 
         let c = Capacity::of(None, 4, &counts(100, 5)).expect("capacity");
-        assert_eq!((c.basis, c.used, c.limit), (CapacityBasis::TargetBeneficiaries, 5, 4));
+        assert_eq!(
+            (c.basis, c.used, c.limit),
+            (CapacityBasis::TargetBeneficiaries, 5, 4)
+        );
         assert_eq!(c.utilisation_basis_points, 12500);
         assert!(c.near_capacity && c.over_capacity);
 

@@ -10,11 +10,11 @@ use crate::domain::{
     ActivityKind, Association, AssociationId, Decision, EnrollmentRole, InstanceId, Key,
     ProgramSlug,
 };
-use chrono::NaiveDate;
-use serde::Serialize;
 use crate::domain::{Enrollment, ProgramInstance};
 use crate::ports::{ReviewFilter, ReviewItem, StoreError, UnitOfWork};
 use crate::store::Store;
+use chrono::NaiveDate;
+use serde::Serialize;
 
 /// Why a review operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -167,10 +167,18 @@ impl ReviewQueue {
                 let a = &item.association;
                 ReviewView {
                     campaign: a.campaign_id.and_then(|id| {
-                        catalog.campaigns.iter().find(|c| c.id == id).map(|c| c.key.clone())
+                        catalog
+                            .campaigns
+                            .iter()
+                            .find(|c| c.id == id)
+                            .map(|c| c.key.clone())
                     }),
                     instance: a.program_instance_id.and_then(|id| {
-                        catalog.instances.iter().find(|i| i.id == id).map(|i| i.slug.clone())
+                        catalog
+                            .instances
+                            .iter()
+                            .find(|i| i.id == id)
+                            .map(|i| i.slug.clone())
                     }),
                     id: a.id,
                     activity_kind: a.activity_kind,
@@ -269,10 +277,7 @@ async fn finish(
     }
 }
 
-async fn pending(
-    unit: &mut dyn UnitOfWork,
-    id: AssociationId,
-) -> Result<Association, ReviewError> {
+async fn pending(unit: &mut dyn UnitOfWork, id: AssociationId) -> Result<Association, ReviewError> {
     let association = unit
         .association_by_id(id)
         .await?
@@ -296,7 +301,8 @@ async fn accept_in(
     let mut association = pending(unit, id).await?;
     let instance = match chosen {
         Some(instance) => {
-            if association.campaign_id.is_some() && instance.campaign_id != association.campaign_id {
+            if association.campaign_id.is_some() && instance.campaign_id != association.campaign_id
+            {
                 return Err(ReviewError::OtherCampaign {
                     instance: instance.slug.to_string(),
                 });

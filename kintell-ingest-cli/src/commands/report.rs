@@ -10,7 +10,11 @@ use kintell_ingest::reports::{ReportError, Reports};
 pub async fn run(global: &Global, cmd: ReportCommand) -> anyhow::Result<Exit> {
     match cmd {
         ReportCommand::Campaigns { company } => {
-            let company = company.as_deref().map(Key::parse).transpose().context("--company")?;
+            let company = company
+                .as_deref()
+                .map(Key::parse)
+                .transpose()
+                .context("--company")?;
             let store = super::open(global).await?;
             let metrics = Reports::new(store)
                 .campaigns(company.as_ref())
@@ -28,8 +32,17 @@ pub async fn run(global: &Global, cmd: ReportCommand) -> anyhow::Result<Exit> {
                 return Ok(Exit::Success);
             }
             let mut t = Table::new([
-                "campaign", "company", "status", "sessions", "hours", "matches", "completions", "participants",
-                "volunteers", "reviews", "capacity",
+                "campaign",
+                "company",
+                "status",
+                "sessions",
+                "hours",
+                "matches",
+                "completions",
+                "participants",
+                "volunteers",
+                "reviews",
+                "capacity",
             ]);
             for m in &metrics {
                 let capacity = m.capacity.map_or_else(String::new, |c| {

@@ -18,28 +18,59 @@ pub async fn run(global: &Global, cmd: ReviewCommand) -> anyhow::Result<Exit> {
             limit,
         } => {
             let query = ReviewQuery {
-                company: company.as_deref().map(Key::parse).transpose().context("--company")?,
-                campaign: campaign.as_deref().map(Key::parse).transpose().context("--campaign")?,
-                kind: kind.as_deref().map(ActivityKind::parse).transpose().context("--kind")?,
+                company: company
+                    .as_deref()
+                    .map(Key::parse)
+                    .transpose()
+                    .context("--company")?,
+                campaign: campaign
+                    .as_deref()
+                    .map(Key::parse)
+                    .transpose()
+                    .context("--campaign")?,
+                kind: kind
+                    .as_deref()
+                    .map(ActivityKind::parse)
+                    .transpose()
+                    .context("--kind")?,
                 from,
                 to,
                 limit,
             };
             let store = super::open(global).await?;
-            let items = ReviewQueue::new(store).list_by(&query).await.map_err(usage)?;
+            let items = ReviewQueue::new(store)
+                .list_by(&query)
+                .await
+                .map_err(usage)?;
             if global.json {
                 emit_json(&items)?;
             } else if items.is_empty() {
                 emit("no items waiting for review\n")?;
             } else {
-                let mut t = Table::new(["id", "kind", "date", "campaign", "instance", "confidence", "reasons"]);
+                let mut t = Table::new([
+                    "id",
+                    "kind",
+                    "date",
+                    "campaign",
+                    "instance",
+                    "confidence",
+                    "reasons",
+                ]);
                 for i in &items {
                     t.row([
                         i.id.to_string(),
                         i.activity_kind.to_string(),
-                        i.activity_at.map(|d| d.date_naive().to_string()).unwrap_or_default(),
-                        i.campaign.as_ref().map(ToString::to_string).unwrap_or_default(),
-                        i.instance.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        i.activity_at
+                            .map(|d| d.date_naive().to_string())
+                            .unwrap_or_default(),
+                        i.campaign
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        i.instance
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
                         i.confidence.to_string(),
                         reason_codes(&i.reasons),
                     ]);
@@ -65,7 +96,12 @@ pub async fn run(global: &Global, cmd: ReviewCommand) -> anyhow::Result<Exit> {
                 .context("--instance")?;
             let store = super::open(global).await?;
             let association = ReviewQueue::new(store)
-                .accept(AssociationId(id), instance.as_ref(), &by, chrono::Utc::now())
+                .accept(
+                    AssociationId(id),
+                    instance.as_ref(),
+                    &by,
+                    chrono::Utc::now(),
+                )
                 .await
                 .map_err(usage)?;
             render(global, &association)?;
@@ -107,11 +143,20 @@ fn render(global: &Global, a: &Association) -> anyhow::Result<()> {
     let mut out = String::new();
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     out.push_str(&format!("id          {}\n", a.id));
-    out.push_str(&format!("activity    {} {}\n", a.activity_kind, a.activity_id));
+    out.push_str(&format!(
+        "activity    {} {}\n",
+        a.activity_kind, a.activity_id
+    ));
     out.push_str(&format!("decision    {}\n", a.decision));
     out.push_str(&format!("confidence  {}\n", a.confidence.get()));
-    out.push_str(&format!("campaign    {}\n", opt(a.campaign_id.map(|c| c.to_string()))));
-    out.push_str(&format!("instance    {}\n", opt(a.program_instance_id.map(|i| i.to_string()))));
+    out.push_str(&format!(
+        "campaign    {}\n",
+        opt(a.campaign_id.map(|c| c.to_string()))
+    ));
+    out.push_str(&format!(
+        "instance    {}\n",
+        opt(a.program_instance_id.map(|i| i.to_string()))
+    ));
     if let Some(by) = &a.decided_by {
         out.push_str(&format!(
             "decided     by {by} at {}\n",
@@ -121,9 +166,15 @@ fn render(global: &Global, a: &Association) -> anyhow::Result<()> {
     let mut reasons = Table::new(["reason", "points", "detail"]);
     for r in a.reasons.as_array().into_iter().flatten() {
         reasons.row([
-            r.get("code").and_then(serde_json::Value::as_str).unwrap_or("").to_owned(),
+            r.get("code")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
             r.get("points").map(ToString::to_string).unwrap_or_default(),
-            r.get("detail").and_then(serde_json::Value::as_str).unwrap_or("").to_owned(),
+            r.get("detail")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
         ]);
     }
     out.push('\n');
@@ -133,7 +184,9 @@ fn render(global: &Global, a: &Association) -> anyhow::Result<()> {
         candidates.row([
             c.get("campaign").map(plain).unwrap_or_default(),
             c.get("total").map(ToString::to_string).unwrap_or_default(),
-            c.get("confidence").map(ToString::to_string).unwrap_or_default(),
+            c.get("confidence")
+                .map(ToString::to_string)
+                .unwrap_or_default(),
         ]);
     }
     out.push('\n');

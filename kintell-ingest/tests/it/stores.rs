@@ -34,6 +34,13 @@ macro_rules! contract_tests {
                 human_and_explicit_decisions_are_sticky,
                 catalogue_is_loaded_and_found,
             ]);
+            contract_tests!(@each $open; review: [
+                review_queue_lists_pending_items_filtered_oldest_first,
+                accepting_links_the_activity_enrols_its_people_and_is_final,
+                accepting_another_instance_needs_the_same_campaign,
+                rejecting_unlinks_only_the_proposed_instance,
+                campaign_metrics_count_linked_activities_and_capacity,
+            ]);
             contract_tests!(@each $open; catalog: [
                 catalog_fixture_imports_and_a_reimport_is_a_no_op,
                 catalog_invalid_values_are_reported_with_their_paths,
