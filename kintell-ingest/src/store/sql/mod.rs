@@ -7,6 +7,7 @@
 //! bind-parameter limit (or a key repeated within the call) forces it.
 
 mod query;
+mod review;
 mod rows;
 
 #[cfg(feature = "postgres")]
@@ -367,6 +368,30 @@ impl<B: Backend> SqlStore<B> {
         rows.first().map(rows::association).transpose()
     }
 
+    pub(crate) async fn list_reviews(
+        &self,
+        filter: &crate::ports::ReviewFilter,
+    ) -> StoreResult<Vec<crate::ports::ReviewItem>> {
+        let mut tx = B::begin_read(&self.pool)
+            .await
+            .map_err(|e| translate::<B>(e, "starting a transaction"))?;
+        let items = review::list_reviews::<B>(&mut tx, filter).await?;
+        Self::commit(tx).await?;
+        Ok(items)
+    }
+
+    pub(crate) async fn campaign_counts(
+        &self,
+        company: Option<crate::domain::CompanyId>,
+    ) -> StoreResult<crate::ports::CampaignCounts> {
+        let mut tx = B::begin_read(&self.pool)
+            .await
+            .map_err(|e| translate::<B>(e, "starting a transaction"))?;
+        let counts = review::campaign_counts::<B>(&mut tx, company).await?;
+        Self::commit(tx).await?;
+        Ok(counts)
+    }
+
     pub(crate) async fn association_for(
         &self,
         kind: ActivityKind,
@@ -556,6 +581,31 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
         save_batch::<B>(&mut self.tx, batch, guard).await
     }
 
+    async fn instances_by_id(&mut self, ids: &[InstanceId]) -> StoreResult<Vec<ProgramInstance>> {
+        review::instances_by_id::<B>(&mut self.tx, ids).await
+    }
+
+    async fn association_by_id(&mut self, id: AssociationId) -> StoreResult<Option<Association>> {
+        review::association_by_id::<B>(&mut self.tx, id).await
+    }
+
+    async fn activity_summary(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+    ) -> StoreResult<Option<crate::ports::ActivitySummary>> {
+        review::activity_summary::<B>(&mut self.tx, kind, id).await
+    }
+
+    async fn set_activity_instance(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+        instance: Option<InstanceId>,
+    ) -> StoreResult<bool> {
+        review::set_activity_instance::<B>(&mut self.tx, kind, id, instance).await
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         SqlStore::<B>::commit(self.tx).await
     }
@@ -692,6 +742,20 @@ macro_rules! delegate_ports {
                 activity_id: $crate::domain::ActivityId,
             ) -> $crate::ports::StoreResult<Option<$crate::domain::Association>> {
                 self.inner.association_for(kind, activity_id).await
+            }
+
+            async fn list_reviews(
+                &self,
+                filter: &$crate::ports::ReviewFilter,
+            ) -> $crate::ports::StoreResult<Vec<$crate::ports::ReviewItem>> {
+                self.inner.list_reviews(filter).await
+            }
+
+            async fn campaign_counts(
+                &self,
+                company: Option<$crate::domain::CompanyId>,
+            ) -> $crate::ports::StoreResult<$crate::ports::CampaignCounts> {
+                self.inner.campaign_counts(company).await
             }
         }
     };
