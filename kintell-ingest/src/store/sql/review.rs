@@ -11,7 +11,7 @@ use crate::ports::{
 };
 use chrono::{DateTime, NaiveTime, Utc};
 use sea_query::{
-    Alias, Expr, ExprTrait, IntoTableRef, Order, Query, SelectStatement, UnionType, Value,
+    Alias, Expr, ExprTrait, JoinType, Order, Query, SelectStatement, UnionType, Value,
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -144,8 +144,10 @@ async fn reviews_of<B: Backend>(
             .map(|c| (a.clone(), Alias::new(*c))),
     )
     .from_as(query::ASSOCIATIONS.name, a.clone())
-    .inner_join(
-        (Alias::new(query::activity_table(kind)), Alias::new("t")).into_table_ref(),
+    .join_as(
+        JoinType::InnerJoin,
+        Alias::new(query::activity_table(kind)),
+        Alias::new("t"),
         Expr::col((Alias::new("t"), "id")).equals((a.clone(), "activity_id")),
     )
     .and_where(Expr::col((a.clone(), "activity_kind")).eq(kind.as_str()))
@@ -158,8 +160,10 @@ async fn reviews_of<B: Backend>(
         );
     }
     if let Some(company) = filter.company {
-        stmt.inner_join(
-            (Alias::new("campaigns"), Alias::new("c")).into_table_ref(),
+        stmt.join_as(
+            JoinType::InnerJoin,
+            Alias::new("campaigns"),
+            Alias::new("c"),
             Expr::col((Alias::new("c"), "id")).equals((a.clone(), "campaign_id")),
         )
         .and_where(
@@ -273,15 +277,19 @@ fn counts_by(group: &'static str, company: Option<CompanyId>) -> SelectStatement
             "volunteers",
         )
         .from_subquery(linked_people(), Alias::new("x"))
-        .inner_join(
-            (Alias::new("program_instances"), Alias::new("pi")).into_table_ref(),
+        .join_as(
+            JoinType::InnerJoin,
+            Alias::new("program_instances"),
+            Alias::new("pi"),
             Expr::col((Alias::new("pi"), "id")).equals((Alias::new("x"), "instance_id")),
         )
         .and_where(Expr::col((Alias::new("pi"), "campaign_id")).is_not_null())
         .add_group_by([Expr::cust(group)]);
     if let Some(company) = company {
-        stmt.inner_join(
-            (Alias::new("campaigns"), Alias::new("c")).into_table_ref(),
+        stmt.join_as(
+            JoinType::InnerJoin,
+            Alias::new("campaigns"),
+            Alias::new("c"),
             Expr::col((Alias::new("c"), "id")).equals((Alias::new("pi"), "campaign_id")),
         )
         .and_where(
@@ -333,8 +341,10 @@ pub(super) async fn campaign_counts<B: Backend>(
         .add_group_by([Expr::col((Alias::new("a"), "campaign_id"))]);
     if let Some(company) = company {
         reviews
-            .inner_join(
-                (Alias::new("campaigns"), Alias::new("c")).into_table_ref(),
+            .join_as(
+                JoinType::InnerJoin,
+                Alias::new("campaigns"),
+                Alias::new("c"),
                 Expr::col((Alias::new("c"), "id")).equals((Alias::new("a"), "campaign_id")),
             )
             .and_where(
