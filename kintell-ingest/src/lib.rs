@@ -51,6 +51,8 @@ pub mod catalog;
 pub mod domain;
 pub mod formats;
 pub mod ports;
+pub mod reports;
+pub mod review;
 pub mod scoring;
 pub mod store;
 pub mod synthetic;

@@ -11,10 +11,13 @@
 
 use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
-    BatchStatus, BeneficiaryGroup, Campaign, Company, Email, EntityKind, InstanceId, Key, NewBatch,
-    ProgramInstance, ProgramSlug, User,
+    BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, CompletionKey,
+    CompletionWrite, Email, Enrollment, EntityKind, InstanceId, Key, MatchKey, MatchWrite,
+    NewBatch, ProgramInstance, ProgramSlug, RowErrorRecord, SessionId, SessionWrite, StoredRow,
+    User, UserWrite, Written,
 };
 use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
 
 /// A boxed error from a driver, kept as the source of a [`StoreError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -121,6 +124,72 @@ pub struct BatchFilter {
     pub entity_kind: Option<EntityKind>,
     /// At most this many (newest first); `None` for all.
     pub limit: Option<u32>,
+}
+
+/// Filter for [`AssociationRepository::list_reviews`]; every field narrows the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReviewFilter {
+    /// Only proposals of campaigns of this company.
+    pub company: Option<CompanyId>,
+    /// Only proposals of this campaign.
+    pub campaign: Option<CampaignId>,
+    /// Only activities of this kind.
+    pub kind: Option<ActivityKind>,
+    /// Only activities on or after this date (UTC calendar date of the activity time).
+    pub from: Option<NaiveDate>,
+    /// Only activities on or before this date.
+    pub to: Option<NaiveDate>,
+    /// At most this many.
+    pub limit: Option<u32>,
+}
+
+/// The people, time and link of one stored activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivitySummary {
+    /// The participant (the match's participant, the course's learner).
+    pub participant_id: crate::domain::UserId,
+    /// The volunteer (the session's volunteer, the match's buddy); `None` for completions.
+    pub volunteer_id: Option<crate::domain::UserId>,
+    /// The activity time: a session's `completed_at`, else its `scheduled_at`; a match's `matched_at`; a
+    /// completion's `completed_at`.
+    pub at: Option<DateTime<Utc>>,
+    /// The instance it is linked to.
+    pub program_instance_id: Option<InstanceId>,
+}
+
+/// One item of the review queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewItem {
+    /// The association (its id is the item's id).
+    pub association: Association,
+    /// The activity's people, time and link.
+    pub activity: ActivitySummary,
+}
+
+/// Activity counts of one campaign or instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ActivityCounts {
+    /// Linked sessions.
+    pub sessions: u64,
+    /// Linked buddy matches.
+    pub matches: u64,
+    /// Linked course completions.
+    pub completions: u64,
+    /// Sum of the linked sessions' `duration_minutes`.
+    pub session_minutes: u64,
+    /// Distinct participants over all linked activities.
+    pub participants: u64,
+    /// Distinct volunteers over all linked activities.
+    pub volunteers: u64,
+}
+
+/// What [`AssociationRepository::campaign_counts`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignCounts {
+    /// Per campaign: its counts (over all its instances) and the pending reviews proposing it.
+    pub campaigns: Vec<(CampaignId, ActivityCounts, u64)>,
+    /// Per instance that has a campaign: its counts.
+    pub instances: Vec<(InstanceId, ActivityCounts)>,
 }
 
 /// The catalogue as association needs it: loaded once per batch or backfill run.
@@ -230,6 +299,122 @@ pub trait UnitOfWork: Send {
     /// status change collides with another in-flight batch of the same file.
     async fn save_batch(&mut self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool>;
 
+    /// The stored sessions (source system `kintell`) with these external ids, with their lineage, in no particular
+    /// order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn stored_sessions(
+        &mut self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<(SessionId, StoredRow)>>;
+
+    /// The stored buddy matches with these keys, with their lineage, in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn stored_matches(
+        &mut self,
+        keys: &[MatchKey],
+    ) -> StoreResult<Vec<(MatchKey, StoredRow)>>;
+
+    /// The stored course completions with these keys, with their lineage, in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn stored_completions(
+        &mut self,
+        keys: &[CompletionKey],
+    ) -> StoreResult<Vec<(CompletionKey, StoredRow)>>;
+
+    /// The users with these emails that have a `kintell` external id, with the lineage kept in its metadata (see
+    /// [`UserWrite`]), in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn stored_user_sources(
+        &mut self,
+        emails: &[Email],
+    ) -> StoreResult<Vec<(Email, StoredRow)>>;
+
+    /// Upserts sessions on (`kintell`, `external_session_id`), changing only rows whose values differ (the values
+    /// of [`SessionWrite::row`], the people, and the instance when given), with the lineage rules of
+    /// [`crate::domain::RowSource`]. Returns one [`Written`] per input row, in input order. The keys of one call
+    /// are distinct (the caller removes duplicates first).
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown user, instance or batch; [`StoreError::Invalid`] for a
+    /// value a check refuses.
+    async fn upsert_sessions(&mut self, rows: &[SessionWrite]) -> StoreResult<Vec<Written>>;
+
+    /// Upserts buddy matches on their key, as [`UnitOfWork::upsert_sessions`] does.
+    ///
+    /// # Errors
+    /// As [`UnitOfWork::upsert_sessions`].
+    async fn upsert_matches(&mut self, rows: &[MatchWrite]) -> StoreResult<Vec<Written>>;
+
+    /// Upserts course completions on their key, as [`UnitOfWork::upsert_sessions`] does.
+    ///
+    /// # Errors
+    /// As [`UnitOfWork::upsert_sessions`].
+    async fn upsert_completions(&mut self, rows: &[CompletionWrite]) -> StoreResult<Vec<Written>>;
+
+    /// Upserts users of the users export by email, changing only rows whose values differ, and ensures each one's
+    /// `kintell` external id with the write's lineage in its metadata (rewritten only when the user row is
+    /// inserted or changed). Returns one [`Written`] per input row, in input order; emails are distinct.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown company; [`StoreError::Duplicate`] when the external id is
+    /// held by another user.
+    async fn upsert_user_rows(&mut self, rows: &[UserWrite]) -> StoreResult<Vec<Written>>;
+
+    /// Inserts enrolments that do not exist yet on (`user_id`, `program_instance_id`, `role`); an existing one
+    /// keeps its id and gets the earlier `enrolled_at`. Counts inserted, updated (an earlier `enrolled_at`) and
+    /// unchanged.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown user or instance.
+    async fn upsert_enrollments(&mut self, rows: &[Enrollment]) -> StoreResult<UpsertCounts>;
+
+    /// The programme instances with these ids, in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn instances_by_id(&mut self, ids: &[InstanceId]) -> StoreResult<Vec<ProgramInstance>>;
+
+    /// One association by id, as this unit sees it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn association_by_id(&mut self, id: AssociationId) -> StoreResult<Option<Association>>;
+
+    /// The people, time and linked instance of one stored activity.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn activity_summary(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+    ) -> StoreResult<Option<ActivitySummary>>;
+
+    /// Sets (or with `None` clears) the `program_instance_id` of one activity; returns whether the row exists.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown instance.
+    async fn set_activity_instance(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+        instance: Option<InstanceId>,
+    ) -> StoreResult<bool>;
+
+    /// Writes row errors, rewriting a stored error of the same (`batch_id`, `row_number`).
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown batch; [`StoreError::Invalid`] for a row number below 1.
+    async fn put_row_errors(&mut self, rows: &[RowErrorRecord]) -> StoreResult<()>;
+
     /// Makes every write of this unit visible at once.
     ///
     /// # Errors
@@ -301,6 +486,31 @@ pub trait BatchRepository: Send + Sync {
     /// # Errors
     /// As [`UnitOfWork::save_batch`].
     async fn save_batch(&self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool>;
+
+    /// The row errors of a batch with `row_number > after_row`, by row number, at most `limit` of them (keyset
+    /// pagination for the error CSV).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn row_errors(
+        &self,
+        batch: BatchId,
+        after_row: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RowErrorRecord>>;
+
+    /// Links every row of `kind` whose `batch_id` is NULL to the legacy batch of that table (`file_name =
+    /// 'legacy_import'`, `import_method = 'legacy'`, `format = 'legacy'`, status `completed`), creating it from
+    /// `batch` when there is none and otherwise adding the rows to the existing one (its counters grow by the rows
+    /// adopted), all in one transaction. Returns the legacy batch as stored and the number of rows adopted now.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn adopt_legacy(
+        &self,
+        kind: ActivityKind,
+        batch: &NewBatch,
+    ) -> StoreResult<(BatchRecord, u64)>;
 }
 
 /// Stored activities (sessions, matches, completions).
@@ -375,6 +585,21 @@ pub trait AssociationRepository: Send + Sync {
         kind: ActivityKind,
         activity_id: ActivityId,
     ) -> StoreResult<Option<Association>>;
+
+    /// The review queue: associations with decision `review` that pass `filter`, oldest activity first (then by
+    /// association id), each with the activity's date and people.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn list_reviews(&self, filter: &ReviewFilter) -> StoreResult<Vec<ReviewItem>>;
+
+    /// Counts per campaign and per programme instance of the activities linked to them (through the activities'
+    /// `program_instance_id`), with pending reviews per proposed campaign; only campaigns of `company` when given.
+    /// Campaigns and instances with nothing to count may be left out. Aggregate queries, never one per campaign.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn campaign_counts(&self, company: Option<CompanyId>) -> StoreResult<CampaignCounts>;
 }
 
 /// Everything a store provides: the four repositories and units of work.

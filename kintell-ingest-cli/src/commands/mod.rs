@@ -2,6 +2,8 @@
 
 mod catalog;
 mod migrate;
+mod report;
+mod review;
 
 use crate::cli::{Cli, Command, Global};
 use crate::exit::Exit;
@@ -13,6 +15,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Migrate(cmd) => migrate::run(&cli.global, cmd).await,
         Command::Catalog(cmd) => catalog::run(&cli.global, cmd).await,
+        Command::Review(cmd) => review::run(&cli.global, cmd).await,
+        Command::Report(cmd) => report::run(&cli.global, cmd).await,
     }
 }
 

@@ -10,6 +10,7 @@ mod records;
 mod rows;
 mod text;
 mod time;
+mod writes;
 
 pub use enums::{
     ActivityKind, BackfillEntity, BatchStatus, CampaignStatus, CourseStatus, Decision, EndReason,
@@ -34,3 +35,7 @@ pub use text::{
     TextError,
 };
 pub use time::{OffsetError, TimeZoneOffset};
+pub use writes::{
+    CompletionKey, CompletionWrite, Enrollment, MatchKey, MatchWrite, RowErrorRecord, RowOutcome,
+    RowSource, SessionWrite, StoredRow, UserWrite, Written,
+};

@@ -143,6 +143,13 @@ impl fmt::Display for Provider {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Provider {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// An email address, trimmed and lower-cased.
 ///
 /// At most 254 characters, exactly one `@`, a non-empty local part without spaces, a domain with a dot and no empty

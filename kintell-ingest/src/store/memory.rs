@@ -20,16 +20,25 @@
 
 use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
-    BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, Decision, Email,
-    EntityKind, GroupId, InstanceId, Key, NewBatch, ProgramInstance, ProgramSlug, User, UserId,
+    BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, CompletionKey,
+    CompletionWrite, Decision, DurationMinutes, Email, EndReason, Enrollment, EnrollmentRole,
+    EntityKind, FinalScore, GroupId, InstanceId, Key, LanguageLevel, MatchKey, MatchStatus,
+    MatchWrite, NewBatch, ProgramInstance, ProgramSlug, ProgramType, Rating, RowErrorRecord,
+    RowOutcome, RowSource, SessionId, SessionType, SessionWrite, StoredRow, User, UserId,
+    UserWrite, Written,
 };
 use crate::ports::{
-    ActivityRepository, AssociationRepository, BatchFilter, BatchGuard, BatchRepository,
-    CatalogData, CatalogRepository, StoreError, StoreResult, UnitOfWork, UnitOfWorkFactory,
-    UpsertCounts,
+    ActivityRepository, ActivitySummary, AssociationRepository, BatchFilter, BatchGuard,
+    BatchRepository, CampaignCounts, CatalogData, CatalogRepository, ReviewFilter, ReviewItem,
+    StoreError, StoreResult, UnitOfWork, UnitOfWorkFactory, UpsertCounts,
 };
 use crate::store::Store;
+use crate::store::lineage;
+#[path = "memory_review.rs"]
+mod review;
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::Hash;
@@ -245,6 +254,12 @@ struct Tables {
     users: Table<User>,
     batches: Table<BatchRecord>,
     associations: Table<Association>,
+    sessions: Table<Activity<SessionValues>>,
+    matches: Table<Activity<MatchValues>>,
+    completions: Table<Activity<CompletionValues>>,
+    external_ids: Table<ExternalId>,
+    enrollments: Table<EnrollmentRow>,
+    row_errors: Table<RowErrorRecord>,
 }
 
 impl Tables {
@@ -257,6 +272,12 @@ impl Tables {
             users,
             batches,
             associations,
+            sessions,
+            matches,
+            completions,
+            external_ids,
+            enrollments,
+            row_errors,
         } = overlay;
         self.companies.merge(companies);
         self.groups.merge(groups);
@@ -265,6 +286,12 @@ impl Tables {
         self.users.merge(users);
         self.batches.merge(batches);
         self.associations.merge(associations);
+        self.sessions.merge(sessions);
+        self.matches.merge(matches);
+        self.completions.merge(completions);
+        self.external_ids.merge(external_ids);
+        self.enrollments.merge(enrollments);
+        self.row_errors.merge(row_errors);
     }
 }
 
@@ -358,6 +385,231 @@ impl Row for Association {
     }
     fn unique_key(&self) -> Option<String> {
         Some(association_key(self.activity_kind, self.activity_id))
+    }
+}
+
+/// The stored columns of a `kintell_sessions` row that an import writes and compares.
+#[derive(Debug, Clone, PartialEq)]
+struct SessionValues {
+    external_session_id: SessionId,
+    session_type: SessionType,
+    participant_id: UserId,
+    volunteer_id: UserId,
+    scheduled_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+    duration_minutes: Option<DurationMinutes>,
+    rating: Option<Rating>,
+    feedback_text: Option<String>,
+    language_level: Option<LanguageLevel>,
+    topics: Option<Vec<String>>,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The stored columns of a `buddy_matches` row that an import writes and compares.
+#[derive(Debug, Clone, PartialEq)]
+struct MatchValues {
+    key: MatchKey,
+    external_match_id: Option<String>,
+    status: MatchStatus,
+    ended_at: Option<DateTime<Utc>>,
+    end_reason: Option<EndReason>,
+    language: Option<String>,
+    interests: Option<Vec<String>>,
+    location: Option<String>,
+}
+
+/// The stored columns of a `learning_progress` row that an import writes and compares (`status` is always
+/// `completed` and `progress_percent` 100).
+#[derive(Debug, Clone, PartialEq)]
+struct CompletionValues {
+    key: CompletionKey,
+    course_name: Option<String>,
+    completed_at: DateTime<Utc>,
+    final_score: Option<FinalScore>,
+    credential_ref: Option<String>,
+}
+
+/// What tells the three activity tables apart.
+trait ActivityValues: Clone + PartialEq {
+    /// The table, as the SQL schema names it (constraint names start with it).
+    const TABLE: &'static str;
+    /// The name of the idempotency index.
+    const UNIQUE: &'static str;
+    /// The idempotency key, as an index entry.
+    fn key(&self) -> String;
+    /// The people the row references, with the foreign key each goes through.
+    fn people(&self) -> Vec<(UserId, &'static str)>;
+}
+
+fn session_key(id: &SessionId) -> String {
+    id.as_str().to_owned()
+}
+
+fn match_key(k: &MatchKey) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{}",
+        k.participant_id,
+        k.buddy_id,
+        k.matched_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    )
+}
+
+fn completion_key(k: &CompletionKey) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{}",
+        k.user_id,
+        k.provider.as_str(),
+        k.course_id.as_str()
+    )
+}
+
+impl ActivityValues for SessionValues {
+    const TABLE: &'static str = "kintell_sessions";
+    const UNIQUE: &'static str = "kintell_sessions_external_session_id_idx";
+    fn key(&self) -> String {
+        session_key(&self.external_session_id)
+    }
+    fn people(&self) -> Vec<(UserId, &'static str)> {
+        vec![
+            (self.participant_id, "kintell_sessions_participant_id_fkey"),
+            (self.volunteer_id, "kintell_sessions_volunteer_id_fkey"),
+        ]
+    }
+}
+
+impl ActivityValues for MatchValues {
+    const TABLE: &'static str = "buddy_matches";
+    const UNIQUE: &'static str = "buddy_matches_participant_id_buddy_id_matched_at_key";
+    fn key(&self) -> String {
+        match_key(&self.key)
+    }
+    fn people(&self) -> Vec<(UserId, &'static str)> {
+        vec![
+            (self.key.participant_id, "buddy_matches_participant_id_fkey"),
+            (self.key.buddy_id, "buddy_matches_buddy_id_fkey"),
+        ]
+    }
+}
+
+impl ActivityValues for CompletionValues {
+    const TABLE: &'static str = "learning_progress";
+    const UNIQUE: &'static str = "learning_progress_user_id_provider_course_id_key";
+    fn key(&self) -> String {
+        completion_key(&self.key)
+    }
+    fn people(&self) -> Vec<(UserId, &'static str)> {
+        vec![(self.key.user_id, "learning_progress_user_id_fkey")]
+    }
+}
+
+/// A row of one of the activity tables.
+#[derive(Debug, Clone, PartialEq)]
+struct Activity<V> {
+    id: ActivityId,
+    values: V,
+    program_instance_id: Option<InstanceId>,
+    batch_id: Option<BatchId>,
+    first_batch_id: Option<BatchId>,
+    source_row_number: Option<i64>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl<V: ActivityValues> Row for Activity<V> {
+    type Id = ActivityId;
+    const UNIQUE: &'static str = V::UNIQUE;
+    fn id(&self) -> ActivityId {
+        self.id
+    }
+    fn unique_key(&self) -> Option<String> {
+        Some(self.values.key())
+    }
+}
+
+impl<V> Activity<V> {
+    fn stored_row(&self) -> StoredRow {
+        StoredRow {
+            id: self.id.uuid(),
+            batch_id: self.batch_id,
+            source_row_number: self.source_row_number,
+        }
+    }
+
+    fn lineage(&self) -> ActivityLineage {
+        ActivityLineage {
+            batch_id: self.batch_id,
+            first_batch_id: self.first_batch_id,
+            source_row_number: self.source_row_number,
+            program_instance_id: self.program_instance_id,
+        }
+    }
+}
+
+/// A row of `user_external_ids`.
+#[derive(Debug, Clone, PartialEq)]
+struct ExternalId {
+    id: uuid::Uuid,
+    user_id: UserId,
+    provider: String,
+    external_id: String,
+    metadata: Option<serde_json::Value>,
+}
+
+fn external_key(provider: &str, external_id: &str) -> String {
+    format!("{provider}\u{1f}{external_id}")
+}
+
+impl Row for ExternalId {
+    type Id = uuid::Uuid;
+    const UNIQUE: &'static str = "user_external_ids_provider_external_id_key";
+    fn id(&self) -> uuid::Uuid {
+        self.id
+    }
+    fn unique_key(&self) -> Option<String> {
+        Some(external_key(&self.provider, &self.external_id))
+    }
+}
+
+/// A row of `program_enrollments` (status `active` unless someone changed it elsewhere).
+#[derive(Debug, Clone, PartialEq)]
+struct EnrollmentRow {
+    id: uuid::Uuid,
+    user_id: UserId,
+    program_instance_id: InstanceId,
+    program_type: ProgramType,
+    role: EnrollmentRole,
+    enrolled_at: DateTime<Utc>,
+}
+
+fn enrollment_key(user: UserId, instance: InstanceId, role: EnrollmentRole) -> String {
+    format!("{user}\u{1f}{instance}\u{1f}{}", role.as_str())
+}
+
+impl Row for EnrollmentRow {
+    type Id = uuid::Uuid;
+    const UNIQUE: &'static str = "program_enrollments_user_id_program_instance_id_role_key";
+    fn id(&self) -> uuid::Uuid {
+        self.id
+    }
+    fn unique_key(&self) -> Option<String> {
+        Some(enrollment_key(
+            self.user_id,
+            self.program_instance_id,
+            self.role,
+        ))
+    }
+}
+
+/// Row errors are keyed by (`batch_id`, `row_number`), their unique key; the serial id plays no part.
+impl Row for RowErrorRecord {
+    type Id = (BatchId, i64);
+    const UNIQUE: &'static str = "ingestion_row_errors_batch_id_row_number_key";
+    fn id(&self) -> (BatchId, i64) {
+        (self.batch_id, self.row_number)
+    }
+    fn unique_key(&self) -> Option<String> {
+        None
     }
 }
 
@@ -702,6 +954,431 @@ fn save_batch(
     Ok(true)
 }
 
+/// Every row of a table as a unit sees it: the overlay's, then the committed rows it did not rewrite.
+fn all_rows<'a, R: Row>(base: &'a Table<R>, over: &'a Table<R>) -> impl Iterator<Item = &'a R> {
+    over.rows.values().chain(
+        base.rows
+            .iter()
+            .filter(|(id, _)| !over.rows.contains_key(id))
+            .map(|(_, row)| row),
+    )
+}
+
+/// One activity to upsert, in the memory tables' terms.
+struct ActivityWrite<V> {
+    id: ActivityId,
+    values: V,
+    program_instance_id: Option<InstanceId>,
+    source: RowSource,
+    now: DateTime<Utc>,
+}
+
+/// The accessors of one activity table in [`Tables`].
+struct ActivityTable<V: ActivityValues> {
+    get: fn(&Tables) -> &Table<Activity<V>>,
+    get_mut: fn(&mut Tables) -> &mut Table<Activity<V>>,
+}
+
+const SESSIONS: ActivityTable<SessionValues> = ActivityTable {
+    get: |t| &t.sessions,
+    get_mut: |t| &mut t.sessions,
+};
+
+const MATCHES: ActivityTable<MatchValues> = ActivityTable {
+    get: |t| &t.matches,
+    get_mut: |t| &mut t.matches,
+};
+
+const COMPLETIONS: ActivityTable<CompletionValues> = ActivityTable {
+    get: |t| &t.completions,
+    get_mut: |t| &mut t.completions,
+};
+
+/// The stored rows of an activity table with these keys, with their lineage.
+fn stored_activities<V: ActivityValues, K: Clone>(
+    base: &Tables,
+    over: &Tables,
+    table: &ActivityTable<V>,
+    keys: &[K],
+    key: impl Fn(&K) -> String,
+) -> Vec<(K, StoredRow)> {
+    let rows = view((table.get)(base), (table.get)(over));
+    let mut seen = HashSet::new();
+    keys.iter()
+        .filter(|k| seen.insert(key(k)))
+        .filter_map(|k| {
+            let row = rows.owner(&key(k)).and_then(|id| rows.get(id))?;
+            Some((k.clone(), row.stored_row()))
+        })
+        .collect()
+}
+
+/// Upserts activities on their key with the lineage rules of [`RowSource`]: an unchanged row (same values, and the
+/// same instance when one is given) keeps everything; a changed one keeps its id, `first_batch_id` and
+/// `created_at`; a `None` instance never clears a stored one.
+fn upsert_activities<V: ActivityValues>(
+    base: &Tables,
+    over: &mut Tables,
+    table: &ActivityTable<V>,
+    writes: Vec<ActivityWrite<V>>,
+) -> StoreResult<Vec<Written>> {
+    let mut written = Vec::with_capacity(writes.len());
+    for w in writes {
+        let rows = view((table.get)(base), (table.get)(over));
+        let stored = rows.owner(&w.values.key()).and_then(|id| rows.get(id));
+        let (new, outcome) = match stored {
+            Some(s) => {
+                let instance = w.program_instance_id.or(s.program_instance_id);
+                if s.values == w.values && s.program_instance_id == instance {
+                    written.push(Written {
+                        id: s.id.uuid(),
+                        outcome: RowOutcome::Unchanged,
+                    });
+                    continue;
+                }
+                let new = Activity {
+                    id: s.id,
+                    values: w.values,
+                    program_instance_id: instance,
+                    batch_id: Some(w.source.batch_id),
+                    first_batch_id: s.first_batch_id,
+                    source_row_number: Some(w.source.source_row_number),
+                    created_at: s.created_at,
+                    updated_at: w.now,
+                };
+                (new, RowOutcome::Updated)
+            }
+            None => {
+                if rows.contains(w.id) {
+                    return Err(duplicate(&format!("{}_pkey", V::TABLE)));
+                }
+                let new = Activity {
+                    id: w.id,
+                    values: w.values,
+                    program_instance_id: w.program_instance_id,
+                    batch_id: Some(w.source.batch_id),
+                    first_batch_id: Some(w.source.batch_id),
+                    source_row_number: Some(w.source.source_row_number),
+                    created_at: w.now,
+                    updated_at: w.now,
+                };
+                (new, RowOutcome::Inserted)
+            }
+        };
+        if w.source.source_row_number < 1 {
+            return Err(invalid(&format!("{}_source_row_number_check", V::TABLE)));
+        }
+        let users = view(&base.users, &over.users);
+        for (person, constraint) in new.values.people() {
+            reference(&users, Some(person), constraint)?;
+        }
+        let instances = view(&base.instances, &over.instances);
+        reference(
+            &instances,
+            new.program_instance_id,
+            &format!("{}_program_instance_id_fkey", V::TABLE),
+        )?;
+        let batches = view(&base.batches, &over.batches);
+        reference(
+            &batches,
+            new.batch_id,
+            &format!("{}_batch_id_fkey", V::TABLE),
+        )?;
+        written.push(Written {
+            id: new.id.uuid(),
+            outcome,
+        });
+        (table.get_mut)(over).put(new);
+    }
+    Ok(written)
+}
+
+fn session_write(w: &SessionWrite) -> ActivityWrite<SessionValues> {
+    let r = &w.row;
+    ActivityWrite {
+        id: w.id,
+        values: SessionValues {
+            external_session_id: r.session_id.clone(),
+            session_type: r.session_type,
+            participant_id: w.participant_id,
+            volunteer_id: w.volunteer_id,
+            scheduled_at: r.scheduled_at,
+            completed_at: r.completed_at,
+            duration_minutes: r.duration_minutes,
+            rating: r.rating,
+            feedback_text: r.feedback_text.clone(),
+            language_level: r.language_level,
+            topics: r.topics.clone(),
+            metadata: r.metadata.clone(),
+        },
+        program_instance_id: w.program_instance_id,
+        source: w.source,
+        now: w.now,
+    }
+}
+
+fn match_write(w: &MatchWrite) -> ActivityWrite<MatchValues> {
+    let r = &w.row;
+    ActivityWrite {
+        id: w.id,
+        values: MatchValues {
+            key: w.key,
+            external_match_id: r.external_match_id.clone(),
+            status: r.status,
+            ended_at: r.ended_at,
+            end_reason: r.end_reason,
+            language: r.language.clone(),
+            interests: r.interests.clone(),
+            location: r.location.clone(),
+        },
+        program_instance_id: w.program_instance_id,
+        source: w.source,
+        now: w.now,
+    }
+}
+
+fn completion_write(w: &CompletionWrite) -> ActivityWrite<CompletionValues> {
+    let r = &w.row;
+    ActivityWrite {
+        id: w.id,
+        values: CompletionValues {
+            key: w.key.clone(),
+            course_name: r.course_name.clone(),
+            completed_at: r.completed_at,
+            final_score: r.final_score,
+            credential_ref: r.credential_ref.clone(),
+        },
+        program_instance_id: w.program_instance_id,
+        source: w.source,
+        now: w.now,
+    }
+}
+
+/// The users of the users export with a `kintell` external id, and the lineage in its metadata.
+fn stored_user_sources(
+    base: &Tables,
+    over: &Tables,
+    emails: &[Email],
+) -> StoreResult<Vec<(Email, StoredRow)>> {
+    let users = view(&base.users, &over.users);
+    let external = view(&base.external_ids, &over.external_ids);
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    for email in emails.iter().filter(|e| seen.insert(e.as_str())) {
+        let Some(user) = users.owner(email.as_str()).and_then(|id| users.get(id)) else {
+            continue;
+        };
+        let key = external_key(lineage::KINTELL_PROVIDER, email.as_str());
+        let Some(ext) = external.owner(&key).and_then(|id| external.get(id)) else {
+            continue;
+        };
+        if ext.user_id != user.id {
+            continue;
+        }
+        let (batch_id, source_row_number) = lineage::metadata_source(ext.metadata.as_ref())
+            .map_err(|why| StoreError::Corrupt {
+                what: format!("user_external_ids.metadata: {why}"),
+            })?;
+        found.push((
+            email.clone(),
+            StoredRow {
+                id: user.id.uuid(),
+                batch_id,
+                source_row_number,
+            },
+        ));
+    }
+    Ok(found)
+}
+
+/// Upserts users by email (an existing user keeps its id) and ensures their `kintell` external id, whose metadata
+/// is rewritten only when the user is inserted or changed. Users carry no timestamps here (no port reads them), so
+/// `created_at` and `now` play no part.
+fn upsert_user_rows(
+    base: &Tables,
+    over: &mut Tables,
+    rows: &[UserWrite],
+) -> StoreResult<Vec<Written>> {
+    let mut written = Vec::with_capacity(rows.len());
+    for w in rows {
+        let users = view(&base.users, &over.users);
+        let email = w.user.email.as_str();
+        let stored = users.owner(email).and_then(|id| users.get(id));
+        let new = User {
+            id: stored.map_or(w.user.id, |s| s.id),
+            ..w.user.clone()
+        };
+        let outcome = match stored {
+            Some(s) if *s == new => RowOutcome::Unchanged,
+            Some(_) => RowOutcome::Updated,
+            None => RowOutcome::Inserted,
+        };
+        if outcome == RowOutcome::Inserted && users.contains(new.id) {
+            return Err(duplicate("users_pkey"));
+        }
+        if outcome != RowOutcome::Unchanged {
+            let companies = view(&base.companies, &over.companies);
+            reference(&companies, new.company_id, "users_company_id_fkey")?;
+        }
+        let external = view(&base.external_ids, &over.external_ids);
+        let key = external_key(lineage::KINTELL_PROVIDER, email);
+        let ext = match external.owner(&key).and_then(|id| external.get(id)) {
+            Some(e) if e.user_id != new.id => return Err(duplicate(ExternalId::UNIQUE)),
+            Some(_) if outcome == RowOutcome::Unchanged => None,
+            Some(e) => Some(ExternalId {
+                metadata: Some(lineage::source_metadata(&w.source)),
+                ..e.clone()
+            }),
+            None => Some(ExternalId {
+                id: lineage::external_id_row_id(lineage::KINTELL_PROVIDER, email),
+                user_id: new.id,
+                provider: lineage::KINTELL_PROVIDER.to_owned(),
+                external_id: email.to_owned(),
+                metadata: Some(lineage::source_metadata(&w.source)),
+            }),
+        };
+        written.push(Written {
+            id: new.id.uuid(),
+            outcome,
+        });
+        if outcome != RowOutcome::Unchanged {
+            over.users.put(new);
+        }
+        if let Some(ext) = ext {
+            over.external_ids.put(ext);
+        }
+    }
+    Ok(written)
+}
+
+/// Inserts new enrolments; an existing one keeps its id and takes an earlier `enrolled_at`.
+fn upsert_enrollments(
+    base: &Tables,
+    over: &mut Tables,
+    rows: &[Enrollment],
+) -> StoreResult<UpsertCounts> {
+    let mut counts = UpsertCounts::default();
+    for e in rows {
+        let enrollments = view(&base.enrollments, &over.enrollments);
+        let key = enrollment_key(e.user_id, e.program_instance_id, e.role);
+        let new = match enrollments.owner(&key).and_then(|id| enrollments.get(id)) {
+            Some(s) if e.enrolled_at < s.enrolled_at => {
+                counts.updated += 1;
+                EnrollmentRow {
+                    enrolled_at: e.enrolled_at,
+                    ..s.clone()
+                }
+            }
+            Some(_) => {
+                counts.unchanged += 1;
+                continue;
+            }
+            None => {
+                if enrollments.contains(e.id) {
+                    return Err(duplicate("program_enrollments_pkey"));
+                }
+                let users = view(&base.users, &over.users);
+                reference(&users, Some(e.user_id), "program_enrollments_user_id_fkey")?;
+                let instances = view(&base.instances, &over.instances);
+                reference(
+                    &instances,
+                    Some(e.program_instance_id),
+                    "program_enrollments_program_instance_id_fkey",
+                )?;
+                counts.inserted += 1;
+                EnrollmentRow {
+                    id: e.id,
+                    user_id: e.user_id,
+                    program_instance_id: e.program_instance_id,
+                    program_type: e.program_type,
+                    role: e.role,
+                    enrolled_at: e.enrolled_at,
+                }
+            }
+        };
+        over.enrollments.put(new);
+    }
+    Ok(counts)
+}
+
+/// Writes row errors, a stored one of the same (batch, row) rewritten.
+fn put_row_errors(base: &Tables, over: &mut Tables, rows: &[RowErrorRecord]) -> StoreResult<()> {
+    for r in rows {
+        if r.row_number < 1 || r.line_number < 1 {
+            return Err(invalid("ingestion_row_errors_numbers_check"));
+        }
+        let batches = view(&base.batches, &over.batches);
+        reference(
+            &batches,
+            Some(r.batch_id),
+            "ingestion_row_errors_batch_id_fkey",
+        )?;
+        over.row_errors.put(r.clone());
+    }
+    Ok(())
+}
+
+/// Links the rows of an activity table that have no batch to `batch`; returns how many.
+fn adopt_rows<V: ActivityValues>(
+    base: &Tables,
+    over: &mut Tables,
+    table: &ActivityTable<V>,
+    batch: BatchId,
+) -> usize {
+    let adopted: Vec<Activity<V>> = all_rows((table.get)(base), (table.get)(over))
+        .filter(|a| a.batch_id.is_none())
+        .map(|a| Activity {
+            batch_id: Some(batch),
+            first_batch_id: a.first_batch_id.or(Some(batch)),
+            ..a.clone()
+        })
+        .collect();
+    let n = adopted.len();
+    for row in adopted {
+        (table.get_mut)(over).put(row);
+    }
+    n
+}
+
+/// How many rows of an activity table have no batch.
+fn unlinked<V: ActivityValues>(base: &Tables, over: &Tables, table: &ActivityTable<V>) -> usize {
+    all_rows((table.get)(base), (table.get)(over))
+        .filter(|a| a.batch_id.is_none())
+        .count()
+}
+
+/// Links every row of `kind` without a batch to the legacy batch of its table, creating it from `new` if needed.
+fn adopt_legacy(
+    base: &Tables,
+    over: &mut Tables,
+    kind: ActivityKind,
+    new: &NewBatch,
+) -> StoreResult<(BatchRecord, u64)> {
+    let count = match kind {
+        ActivityKind::KintellSession => unlinked(base, over, &SESSIONS),
+        ActivityKind::BuddyMatch => unlinked(base, over, &MATCHES),
+        ActivityKind::CourseCompletion => unlinked(base, over, &COMPLETIONS),
+    };
+    let adopted = i64::try_from(count).unwrap_or(i64::MAX);
+    let existing = lineage::oldest_legacy(all_rows(&base.batches, &over.batches), kind).cloned();
+    let batch = match existing {
+        Some(b) => lineage::grown_legacy_batch(b, adopted, new.created_at),
+        None => {
+            if view(&base.batches, &over.batches).contains(new.id) {
+                return Err(duplicate("ingestion_batches_pkey"));
+            }
+            lineage::new_legacy_batch(new, kind, adopted)
+        }
+    };
+    put_batch(base, over, batch.clone())?;
+    match kind {
+        ActivityKind::KintellSession => adopt_rows(base, over, &SESSIONS, batch.id),
+        ActivityKind::BuddyMatch => adopt_rows(base, over, &MATCHES, batch.id),
+        ActivityKind::CourseCompletion => adopt_rows(base, over, &COMPLETIONS, batch.id),
+    };
+    Ok((batch, count as u64))
+}
+
 /// Sorts batches newest first: by `created_at`, then by id (UUIDv7 ids grow with time).
 fn newest_first(batches: &mut [BatchRecord]) {
     batches.sort_by_key(|b| std::cmp::Reverse((b.created_at, b.id)));
@@ -824,6 +1501,125 @@ impl UnitOfWork for MemoryUnit {
         self.run(|base, over| save_batch(base, over, batch, guard))
     }
 
+    async fn stored_sessions(
+        &mut self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<(SessionId, StoredRow)>> {
+        self.run(|base, over| Ok(stored_activities(base, over, &SESSIONS, ids, session_key)))
+    }
+
+    async fn stored_matches(
+        &mut self,
+        keys: &[MatchKey],
+    ) -> StoreResult<Vec<(MatchKey, StoredRow)>> {
+        self.run(|base, over| Ok(stored_activities(base, over, &MATCHES, keys, match_key)))
+    }
+
+    async fn stored_completions(
+        &mut self,
+        keys: &[CompletionKey],
+    ) -> StoreResult<Vec<(CompletionKey, StoredRow)>> {
+        self.run(|base, over| {
+            Ok(stored_activities(
+                base,
+                over,
+                &COMPLETIONS,
+                keys,
+                completion_key,
+            ))
+        })
+    }
+
+    async fn stored_user_sources(
+        &mut self,
+        emails: &[Email],
+    ) -> StoreResult<Vec<(Email, StoredRow)>> {
+        self.run(|base, over| stored_user_sources(base, over, emails))
+    }
+
+    async fn upsert_sessions(&mut self, rows: &[SessionWrite]) -> StoreResult<Vec<Written>> {
+        let writes = rows.iter().map(session_write).collect();
+        self.run(|base, over| upsert_activities(base, over, &SESSIONS, writes))
+    }
+
+    async fn upsert_matches(&mut self, rows: &[MatchWrite]) -> StoreResult<Vec<Written>> {
+        let writes = rows.iter().map(match_write).collect();
+        self.run(|base, over| upsert_activities(base, over, &MATCHES, writes))
+    }
+
+    async fn upsert_completions(&mut self, rows: &[CompletionWrite]) -> StoreResult<Vec<Written>> {
+        let writes = rows.iter().map(completion_write).collect();
+        self.run(|base, over| upsert_activities(base, over, &COMPLETIONS, writes))
+    }
+
+    async fn upsert_user_rows(&mut self, rows: &[UserWrite]) -> StoreResult<Vec<Written>> {
+        self.run(|base, over| upsert_user_rows(base, over, rows))
+    }
+
+    async fn upsert_enrollments(&mut self, rows: &[Enrollment]) -> StoreResult<UpsertCounts> {
+        self.run(|base, over| upsert_enrollments(base, over, rows))
+    }
+
+    async fn put_row_errors(&mut self, rows: &[RowErrorRecord]) -> StoreResult<()> {
+        self.run(|base, over| put_row_errors(base, over, rows))
+    }
+
+    async fn instances_by_id(&mut self, ids: &[InstanceId]) -> StoreResult<Vec<ProgramInstance>> {
+        self.run(|base, over| {
+            let instances = view(&base.instances, &over.instances);
+            let wanted: HashSet<InstanceId> = ids.iter().copied().collect();
+            Ok(wanted
+                .into_iter()
+                .filter_map(|id| instances.get(id).cloned())
+                .collect())
+        })
+    }
+
+    async fn association_by_id(&mut self, id: AssociationId) -> StoreResult<Option<Association>> {
+        self.run(|base, over| {
+            Ok(view(&base.associations, &over.associations)
+                .get(id)
+                .cloned())
+        })
+    }
+
+    async fn activity_summary(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+    ) -> StoreResult<Option<ActivitySummary>> {
+        self.run(|base, over| Ok(review::summary(base, over, kind, id)))
+    }
+
+    async fn set_activity_instance(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+        instance: Option<InstanceId>,
+    ) -> StoreResult<bool> {
+        self.run(|base, over| {
+            if let Some(instance) = instance
+                && !view(&base.instances, &over.instances).contains(instance)
+            {
+                return Err(missing(&format!(
+                    "{}_program_instance_id_fkey",
+                    kind_table(kind)
+                )));
+            }
+            Ok(match kind {
+                ActivityKind::KintellSession => {
+                    set_instance(&base.sessions, &mut over.sessions, id, instance)
+                }
+                ActivityKind::BuddyMatch => {
+                    set_instance(&base.matches, &mut over.matches, id, instance)
+                }
+                ActivityKind::CourseCompletion => {
+                    set_instance(&base.completions, &mut over.completions, id, instance)
+                }
+            })
+        })
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         (*self).publish()
     }
@@ -910,21 +1706,58 @@ impl BatchRepository for MemoryStore {
         unit.publish()?;
         Ok(saved)
     }
+
+    async fn row_errors(
+        &self,
+        batch: BatchId,
+        after_row: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RowErrorRecord>> {
+        let mut found: Vec<RowErrorRecord> = self.read(|t| {
+            t.row_errors
+                .rows
+                .values()
+                .filter(|r| r.batch_id == batch && r.row_number > after_row)
+                .cloned()
+                .collect()
+        });
+        found.sort_by_key(|r| r.row_number);
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+
+    async fn adopt_legacy(
+        &self,
+        kind: ActivityKind,
+        batch: &NewBatch,
+    ) -> StoreResult<(BatchRecord, u64)> {
+        let mut unit = self.unit().await;
+        let adopted = unit.run(|base, over| adopt_legacy(base, over, kind, batch))?;
+        unit.publish()?;
+        Ok(adopted)
+    }
 }
 
-/// No port writes activities yet, so the memory store holds none: every count is 0 and no lineage is found.
 #[async_trait]
 impl ActivityRepository for MemoryStore {
-    async fn count_activities(&self, _kind: ActivityKind) -> StoreResult<u64> {
-        Ok(0)
+    async fn count_activities(&self, kind: ActivityKind) -> StoreResult<u64> {
+        Ok(self.read(|t| match kind {
+            ActivityKind::KintellSession => t.sessions.rows.len(),
+            ActivityKind::BuddyMatch => t.matches.rows.len(),
+            ActivityKind::CourseCompletion => t.completions.rows.len(),
+        }) as u64)
     }
 
     async fn activity_lineage(
         &self,
-        _kind: ActivityKind,
-        _id: ActivityId,
+        kind: ActivityKind,
+        id: ActivityId,
     ) -> StoreResult<Option<ActivityLineage>> {
-        Ok(None)
+        Ok(self.read(|t| match kind {
+            ActivityKind::KintellSession => t.sessions.rows.get(&id).map(Activity::lineage),
+            ActivityKind::BuddyMatch => t.matches.rows.get(&id).map(Activity::lineage),
+            ActivityKind::CourseCompletion => t.completions.rows.get(&id).map(Activity::lineage),
+        }))
     }
 }
 
@@ -978,6 +1811,30 @@ impl CatalogRepository for MemoryStore {
     }
 }
 
+/// The table of an activity kind, as the SQL schema names it.
+fn kind_table(kind: ActivityKind) -> &'static str {
+    match kind {
+        ActivityKind::KintellSession => "kintell_sessions",
+        ActivityKind::BuddyMatch => "buddy_matches",
+        ActivityKind::CourseCompletion => "learning_progress",
+    }
+}
+
+/// Sets one activity's instance in the overlay; whether the row exists.
+fn set_instance<V: ActivityValues>(
+    base: &Table<Activity<V>>,
+    over: &mut Table<Activity<V>>,
+    id: ActivityId,
+    instance: Option<InstanceId>,
+) -> bool {
+    let Some(mut row) = view(base, over).get(id).cloned() else {
+        return false;
+    };
+    row.program_instance_id = instance;
+    over.put(row);
+    true
+}
+
 #[async_trait]
 impl AssociationRepository for MemoryStore {
     async fn get_association(&self, id: AssociationId) -> StoreResult<Option<Association>> {
@@ -996,6 +1853,14 @@ impl AssociationRepository for MemoryStore {
                 .and_then(|id| t.associations.rows.get(id))
                 .cloned()
         }))
+    }
+
+    async fn list_reviews(&self, filter: &ReviewFilter) -> StoreResult<Vec<ReviewItem>> {
+        Ok(self.read(|t| review::list_reviews(t, filter)))
+    }
+
+    async fn campaign_counts(&self, company: Option<CompanyId>) -> StoreResult<CampaignCounts> {
+        Ok(self.read(|t| review::campaign_counts(t, company)))
     }
 }
 

@@ -5,6 +5,7 @@
 
 #[cfg(feature = "sql")]
 pub mod database;
+mod lineage;
 mod memory;
 #[cfg(feature = "sql")]
 pub mod migrate;

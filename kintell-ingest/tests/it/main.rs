@@ -5,6 +5,7 @@ mod batch;
 mod catalog;
 mod formats;
 mod migrations;
+mod review;
 mod scoring;
 mod stores;
 mod support;
