@@ -1175,7 +1175,7 @@ impl Worker<'_, '_> {
             });
         }
         self.batch = next;
-        Ok(Some(self.report(ledger).await?))
+        Ok(Some(self.report(ledger).await))
     }
 
     async fn complete(&mut self, ledger: &mut Ledger<'_>) -> Result<ImportReport, ImportError> {
@@ -1189,7 +1189,7 @@ impl Worker<'_, '_> {
                 .await?
             {
                 self.batch = next;
-                return self.report(ledger).await;
+                return Ok(self.report(ledger).await);
             }
             // A request that arrived after the last chunk is moot: the batch is done.
             match ledger.reread(&self.batch).await? {
@@ -1220,7 +1220,7 @@ impl Worker<'_, '_> {
             });
         }
         self.batch = next;
-        self.report(ledger).await
+        Ok(self.report(ledger).await)
     }
 
     /// Marks the batch failed after an error, so that a later attempt resumes it at once; best effort (the store
@@ -1244,17 +1244,15 @@ impl Worker<'_, '_> {
         }
     }
 
-    /// The report of the batch as stored now (a dry run's: as this worker last saved it).
-    async fn report(&self, ledger: &mut Ledger<'_>) -> Result<ImportReport, ImportError> {
-        let batch = ledger
-            .reread(&self.batch)
-            .await?
-            .unwrap_or_else(|| self.batch.clone());
-        Ok(ImportReport::of_batch(
-            batch,
+    /// The report of the batch as stored now (a dry run's, or when reading it back fails: as this worker last
+    /// saved it; the work is done either way).
+    async fn report(&self, ledger: &mut Ledger<'_>) -> ImportReport {
+        let stored = ledger.reread(&self.batch).await.ok().flatten();
+        ImportReport::of_batch(
+            stored.unwrap_or_else(|| self.batch.clone()),
             self.plan.notices.clone(),
             ledger.is_dry(),
-        ))
+        )
     }
 }
 
