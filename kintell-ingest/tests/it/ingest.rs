@@ -481,11 +481,11 @@ pub mod checks {
             ],
         );
         expect![[r#"
-            b0: completed mentors_for_ukraine_2024_q4.csv kintell-sessions total=5 ins=0 upd=0 skip=4 err=1 done=5 lease=false summary={"by_code":{"out_of_range":1},"first":[{"code":"out_of_range","field":"rating","line":5,"message":"rating: \"x\" is not a number","row":4}]} assoc={"auto":0,"explicit":4,"ignored":0,"none":0,"review":0}
-              row 4 line 5 invalid_number Some("rating"): rating: "x" is not a number ["S-4","Mentorship","olek.petrenko@example.com","lars@nordicbank.no","2024-10-04T10:00:00Z","60","x","fine"]
-            b1: completed mentors_for_ukraine_2024_q4.csv kintell-sessions total=5 ins=4 upd=0 skip=0 err=1 done=5 lease=false summary={"by_code":{"out_of_range":1},"first":[{"code":"out_of_range","field":"rating","line":5,"message":"rating: \"x\" is not a number","row":4}]} assoc={"auto":0,"explicit":4,"ignored":0,"none":0,"review":0}
-              row 4 line 5 invalid_number Some("rating"): rating: "x" is not a number ["S-4","Mentorship","olek.petrenko@example.com","lars@nordicbank.no","2024-10-04T10:00:00Z","60","x","fine"]
-            S-1: batch=b1 first=b1 row=Some(1) instance=true assoc=explicit 100 [{"code":"explicit_instance","detail":"programme instance 4b48b5a4-3dc4-5b5c-8a6e-b4c2d2d2a0c4 named by the import","points":100}] batch=b0
+            b0: completed mentors_for_ukraine_2024_q4.csv kintell-sessions total=5 ins=0 upd=0 skip=4 err=1 done=5 lease=false summary={"by_code":{"invalid_number":1},"first":[{"code":"invalid_number","field":"rating","line":5,"message":"rating: \"x\" is not a valid decimal","row":4}]} assoc={"auto":0,"explicit":4,"ignored":0,"none":0,"review":0}
+              row 4 line 5 invalid_number Some("rating"): rating: "x" is not a valid decimal ["S-4","Mentorship","olek.petrenko@example.com","lars@nordicbank.no","2024-10-04T10:00:00Z","60","x","fine"]
+            b1: completed mentors_for_ukraine_2024_q4.csv kintell-sessions total=5 ins=4 upd=0 skip=0 err=1 done=5 lease=false summary={"by_code":{"invalid_number":1},"first":[{"code":"invalid_number","field":"rating","line":5,"message":"rating: \"x\" is not a valid decimal","row":4}]} assoc={"auto":0,"explicit":4,"ignored":0,"none":0,"review":0}
+              row 4 line 5 invalid_number Some("rating"): rating: "x" is not a valid decimal ["S-4","Mentorship","olek.petrenko@example.com","lars@nordicbank.no","2024-10-04T10:00:00Z","60","x","fine"]
+            S-1: batch=b1 first=b1 row=Some(1) instance=true assoc=explicit 100 [{"code":"explicit_instance","detail":"programme instance e8ab74bc-e372-505e-bd9a-674effb51a5c named by the import","points":100}] batch=b0
             kintell_session: 4
             buddy_match: 0
             course_completion: 0
@@ -623,7 +623,7 @@ pub mod checks {
         let store2 = store.clone();
         probe.hook(
             "get_batch",
-            1,
+            2,
             Box::new(move || {
                 Box::pin(async move {
                     let id = only_batch(&store2).await.id;
@@ -712,7 +712,7 @@ pub mod checks {
         let store2 = store.clone();
         probe.hook(
             "get_batch",
-            1,
+            2,
             Box::new(move || {
                 Box::pin(async move {
                     let id = only_batch(&store2).await.id;
@@ -883,7 +883,7 @@ pub mod checks {
             )
         );
         assert_eq!(batch.program_instance_id, None);
-        expect![[r#"{"by_code":{"invalid_number":2},"first":[{"code":"invalid_number","field":"rating","line":3,"message":"rating: \"x\" is not a number","row":2},{"code":"invalid_number","field":"rating","line":4,"message":"rating: \"x\" is not a number","row":3}]}"#]]
+        expect![[r#"{"by_code":{"invalid_number":2},"first":[{"code":"invalid_number","field":"rating","line":3,"message":"rating: \"x\" is not a valid decimal","row":2},{"code":"invalid_number","field":"rating","line":4,"message":"rating: \"x\" is not a valid decimal","row":3}]}"#]]
         .assert_eq(&batch.error_summary.clone().unwrap_or_default().to_string());
         let errors = store.row_errors(batch.id, 0, 10).await.expect("errors");
         assert_eq!(
@@ -1009,14 +1009,14 @@ pub mod checks {
             ],
         );
         expect![[r#"
-            b0: completed dups.csv kintell-sessions total=6 ins=0 upd=0 skip=2 err=4 done=6 lease=false summary={"by_code":{"duplicate_in_file":3,"invalid_number":1},"first":[{"code":"duplicate_in_file","field":"session_id","line":3,"message":"the same session_id as row 1, which was stored","row":2},{"code":"invalid_number","field":"rating","line":4,"message":"rating: \"x\" is not a number","row":3},{"code":"duplicate_in_file","field":"session_id","line":5,"message":"the same session_id as row 1, which was stored","row":4},{"code":"duplicate_in_file","field":"session_id","line":7,"message":"the same session_id as row 5, which was stored","row":6}]} assoc={"auto":0,"explicit":0,"ignored":0,"none":0,"review":0}
+            b0: completed dups.csv kintell-sessions total=6 ins=0 upd=0 skip=2 err=4 done=6 lease=false summary={"by_code":{"duplicate_in_file":3,"invalid_number":1},"first":[{"code":"duplicate_in_file","field":"session_id","line":3,"message":"the same session_id as row 1, which was stored","row":2},{"code":"invalid_number","field":"rating","line":4,"message":"rating: \"x\" is not a valid decimal","row":3},{"code":"duplicate_in_file","field":"session_id","line":5,"message":"the same session_id as row 1, which was stored","row":4},{"code":"duplicate_in_file","field":"session_id","line":7,"message":"the same session_id as row 5, which was stored","row":6}]} assoc={"auto":0,"explicit":0,"ignored":0,"none":0,"review":0}
               row 2 line 3 duplicate_in_file Some("session_id"): the same session_id as row 1, which was stored ["S-1","Mentorship","olek.petrenko@example.com","lars@nordicbank.no","2024-10-02T10:00:00Z","60","5","fine"]
-              row 3 line 4 invalid_number Some("rating"): rating: "x" is not a number ["S-2","Mentorship","anna@example.com","maria@acme.example","2024-10-03T10:00:00Z","60","x","fine"]
+              row 3 line 4 invalid_number Some("rating"): rating: "x" is not a valid decimal ["S-2","Mentorship","anna@example.com","maria@acme.example","2024-10-03T10:00:00Z","60","x","fine"]
               row 4 line 5 duplicate_in_file Some("session_id"): the same session_id as row 1, which was stored ["S-1","Mentorship","olek.petrenko@example.com","lars@nordicbank.no","2024-10-04T10:00:00Z","60","3","fine"]
               row 6 line 7 duplicate_in_file Some("session_id"): the same session_id as row 5, which was stored ["S-2","Mentorship","olek.petrenko@example.com","lars@nordicbank.no","2024-10-06T10:00:00Z","60","1","fine"]
-            b1: completed dups.csv kintell-sessions total=6 ins=2 upd=0 skip=0 err=4 done=6 lease=false summary={"by_code":{"duplicate_in_file":3,"invalid_number":1},"first":[{"code":"duplicate_in_file","field":"session_id","line":3,"message":"the same session_id as row 1, which was stored","row":2},{"code":"invalid_number","field":"rating","line":4,"message":"rating: \"x\" is not a number","row":3},{"code":"duplicate_in_file","field":"session_id","line":5,"message":"the same session_id as row 1, which was stored","row":4},{"code":"duplicate_in_file","field":"session_id","line":7,"message":"the same session_id as row 5, which was stored","row":6}]} assoc={"auto":0,"explicit":0,"ignored":0,"none":0,"review":0}
+            b1: completed dups.csv kintell-sessions total=6 ins=2 upd=0 skip=0 err=4 done=6 lease=false summary={"by_code":{"duplicate_in_file":3,"invalid_number":1},"first":[{"code":"duplicate_in_file","field":"session_id","line":3,"message":"the same session_id as row 1, which was stored","row":2},{"code":"invalid_number","field":"rating","line":4,"message":"rating: \"x\" is not a valid decimal","row":3},{"code":"duplicate_in_file","field":"session_id","line":5,"message":"the same session_id as row 1, which was stored","row":4},{"code":"duplicate_in_file","field":"session_id","line":7,"message":"the same session_id as row 5, which was stored","row":6}]} assoc={"auto":0,"explicit":0,"ignored":0,"none":0,"review":0}
               row 2 line 3 duplicate_in_file Some("session_id"): the same session_id as row 1, which was stored ["S-1","Mentorship","olek.petrenko@example.com","lars@nordicbank.no","2024-10-02T10:00:00Z","60","5","fine"]
-              row 3 line 4 invalid_number Some("rating"): rating: "x" is not a number ["S-2","Mentorship","anna@example.com","maria@acme.example","2024-10-03T10:00:00Z","60","x","fine"]
+              row 3 line 4 invalid_number Some("rating"): rating: "x" is not a valid decimal ["S-2","Mentorship","anna@example.com","maria@acme.example","2024-10-03T10:00:00Z","60","x","fine"]
               row 4 line 5 duplicate_in_file Some("session_id"): the same session_id as row 1, which was stored ["S-1","Mentorship","olek.petrenko@example.com","lars@nordicbank.no","2024-10-04T10:00:00Z","60","3","fine"]
               row 6 line 7 duplicate_in_file Some("session_id"): the same session_id as row 5, which was stored ["S-2","Mentorship","olek.petrenko@example.com","lars@nordicbank.no","2024-10-06T10:00:00Z","60","1","fine"]
             S-1: batch=b1 first=b1 row=Some(1) instance=false assoc=-
@@ -1343,7 +1343,7 @@ pub mod checks {
         assert_eq!(n, 3);
         expect![[r#"
             session_id,session_type,participant_email,volunteer_email,date,duration_min,note,_extra_1,_error_row,_error_line,_error_code,_error_field,_error_message
-            "'=HYPERLINK(""x"")",Mentorship,anna@example.com,maria@acme.example,2024-10-01,'-5,'+1,,1,2,out_of_range,duration_min,duration_min: -5 is below the minimum of 1
+            "'=HYPERLINK(""x"")",Mentorship,anna@example.com,maria@acme.example,2024-10-01,'-5,'+1,,1,2,out_of_range,duration_min,duration_min: -5 is outside the allowed range 1..=480
             S-2,Mentorship,'@evil,maria@acme.example,2024-10-01,60,x,extra,2,3,field_count,,"the record has 8 fields, the header has 7"
             S-4,Mentorship,nobody@example.com,maria@acme.example,2024-10-01,60,ok,,4,5,unknown_user,participant_email,no user has the email nobody@example.com
         "#]]
