@@ -85,11 +85,6 @@ impl Probe {
         m
     }
 
-    /// Forgets the calls so far.
-    pub fn reset(&self) {
-        lock(&self.state).log.clear();
-    }
-
     async fn call(&self, name: &'static str) -> StoreResult<()> {
         let (fail, hook) = {
             let mut s = lock(&self.state);
