@@ -536,7 +536,11 @@ impl Ingestor {
         let slug = instance.as_ref().map(|i| (&i.instance.slug, i.source));
         let csv_metadata = metadata::build(&scanned.header, slug, options);
 
-        if let Some(reason) = over_limits(opts, &scanned) {
+        // The limits decide whether a file may start: a paused or running batch of it already started.
+        let may_be_refused = target
+            .as_ref()
+            .is_none_or(|(b, _)| matches!(b.status, BatchStatus::Pending | BatchStatus::Failed));
+        if let Some(reason) = over_limits(opts, &scanned).filter(|_| may_be_refused) {
             let fields = Refresh {
                 format: format.as_str().to_owned(),
                 program_type,
