@@ -230,7 +230,8 @@ impl Ingestor {
                     batch,
                     holder_dead,
                     &source,
-                    pre,
+                    pre.size,
+                    opts.chunk_size.unwrap_or(self.chunk_size),
                     notices,
                     progress,
                 )
@@ -342,7 +343,8 @@ impl Ingestor {
                 batch,
                 holder_dead,
                 &source,
-                pre,
+                pre.size,
+                self.chunk_size,
                 notices,
                 progress,
             )
@@ -372,7 +374,8 @@ impl Ingestor {
         batch: BatchRecord,
         holder_dead: bool,
         source: &ImportSource,
-        pre: PrePass,
+        size: u64,
+        chunk_size: usize,
         notices: Vec<String>,
         progress: &dyn Progress,
     ) -> Result<ImportReport, ImportError> {
@@ -407,9 +410,9 @@ impl Ingestor {
             },
             instance,
             options,
-            chunk_size: self.chunk_size,
+            chunk_size,
             notices,
-            size: pre.size,
+            size,
         };
         let entry = Entry::of(&batch, holder_dead);
         self.run_batch(ledger, batch, None, entry, plan, progress)
