@@ -894,9 +894,10 @@ impl Ingestor {
         self.request(batch, false).await
     }
 
-    /// Asks the worker holding `batch` to cancel after its current chunk. A pending or running batch records the
-    /// request (a running batch whose lease has expired is cancelled at once); a paused or failed batch is
-    /// cancelled at once. Rows already committed stay, with their lineage.
+    /// Asks the worker holding `batch` to cancel after its current chunk. A running batch records the request (one
+    /// whose lease has expired is cancelled at once); a pending, paused or failed batch is cancelled at once (no
+    /// worker holds it; one about to start it finds it moved on). Rows already committed stay, with their
+    /// lineage.
     ///
     /// # Errors
     /// [`ImportError::NotFound`]; [`ImportError::Transition`] for a completed or cancelled batch;
@@ -922,7 +923,9 @@ impl Ingestor {
                     now,
                 },
                 (BatchStatus::Running, true) if abandoned => BatchEvent::Cancel { now },
-                (BatchStatus::Paused | BatchStatus::Failed, true) => BatchEvent::Cancel { now },
+                (BatchStatus::Pending | BatchStatus::Paused | BatchStatus::Failed, true) => {
+                    BatchEvent::Cancel { now }
+                }
                 (_, false) => BatchEvent::RequestPause { now },
                 (_, true) => BatchEvent::RequestCancel { now },
             };

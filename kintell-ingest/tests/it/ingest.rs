@@ -59,6 +59,7 @@ macro_rules! ingest_tests {
                 matches_and_completions_link_and_enrol,
                 resume_checks_the_bytes,
                 legacy_adoption_is_idempotent,
+                progress_is_reported_while_scanning_and_after_each_chunk,
             ]);
         }
     };
@@ -1660,5 +1661,42 @@ pub mod checks {
             r.adoptions.iter().map(|a| a.batch.id).collect::<Vec<_>>()
         };
         assert_eq!(ids(&first), ids(&second));
+    }
+
+    /// Progress: the pre-pass reports by bytes, then every committed chunk by rows.
+    pub async fn progress_is_reported_while_scanning_and_after_each_chunk(backend: &Backend) {
+        use kintell_ingest::batch::{ProgressPhase, ProgressSnapshot};
+        let (store, _g) = with_catalog(backend).await;
+        let clock = ManualClock::new();
+        let ing = ingestor(&store, &clock);
+        let seen = Mutex::new(Vec::new());
+        let observer = |p: &ProgressSnapshot| {
+            seen.lock().expect("progress").push((
+                p.phase,
+                p.bytes_done,
+                p.bytes_total,
+                p.rows_done,
+                p.rows_total,
+            ));
+        };
+        let r = ing
+            .import(five())
+            .with_progress(&observer)
+            .await
+            .expect("import");
+        let size = u64::try_from(r.batch.file_size_bytes.expect("size")).expect("size");
+        let seen = seen.into_inner().expect("progress");
+        let importing: Vec<u64> = seen
+            .iter()
+            .filter(|p| p.0 == ProgressPhase::Importing)
+            .map(|p| p.3)
+            .collect();
+        assert_eq!(importing, vec![2, 4, 5]);
+        assert_eq!(
+            seen.first(),
+            Some(&(ProgressPhase::Scanning, size, size, 5, 5)),
+            "{seen:?}"
+        );
+        assert!(seen.iter().all(|p| p.2 == size && p.1 <= size));
     }
 }
