@@ -161,7 +161,7 @@ impl Ingestor {
             store,
             clock: Arc::new(SystemClock),
             chunk_size: DEFAULT_CHUNK_SIZE,
-            lease: TimeDelta::seconds(60),
+            lease: TimeDelta::from_std(DEFAULT_LEASE).unwrap_or(TimeDelta::seconds(60)),
             policy: ScoringPolicy::default(),
             host: reimport::this_host(),
             imported_by: None,
