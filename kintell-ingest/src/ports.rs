@@ -13,8 +13,8 @@ use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
     BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, CompletionKey,
     CompletionWrite, Email, Enrollment, EntityKind, InstanceId, Key, MatchKey, MatchWrite,
-    NewBatch, ProgramInstance, ProgramSlug, RowErrorRecord, SessionId, SessionWrite, StoredRow,
-    User, UserWrite, Written,
+    NewBatch, ProgramInstance, ProgramSlug, RequestedAction, RowErrorRecord, SessionId,
+    SessionWrite, StoredRow, User, UserWrite, Written,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -85,8 +85,9 @@ impl UpsertCounts {
 
 /// The condition under which a batch row may be overwritten: what the writer last saw.
 ///
-/// A write whose guard does not match the stored row changes nothing (the lease was lost, or another worker moved
-/// the batch on).
+/// A write whose guard does not match the stored row changes nothing (the lease was lost, another worker moved
+/// the batch on, or someone recorded a pause or cancel request the writer has not seen: a worker's checkpoint must
+/// not overwrite a request it never read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchGuard {
     /// The lease owner the row must still have (`None`: no owner).
@@ -95,6 +96,8 @@ pub struct BatchGuard {
     pub status: BatchStatus,
     /// The resume point the row must still have.
     pub last_processed_row: i64,
+    /// The pending request the row must still have (`None`: none).
+    pub requested_action: Option<RequestedAction>,
 }
 
 impl BatchGuard {
@@ -104,6 +107,7 @@ impl BatchGuard {
             lease_owner: batch.lease_owner.clone(),
             status: batch.status,
             last_processed_row: batch.last_processed_row,
+            requested_action: batch.requested_action,
         }
     }
 
@@ -112,6 +116,7 @@ impl BatchGuard {
         stored.lease_owner == self.lease_owner
             && stored.status == self.status
             && stored.last_processed_row == self.last_processed_row
+            && stored.requested_action == self.requested_action
     }
 }
 
@@ -290,6 +295,13 @@ pub trait UnitOfWork: Send {
     /// # Errors
     /// [`StoreError::MissingReference`] for an unknown campaign, instance, batch or run.
     async fn upsert_associations(&mut self, rows: &[Association]) -> StoreResult<UpsertCounts>;
+
+    /// Creates a batch in status `pending`, counters 0, as part of this unit (a dry run creates its batch here, so
+    /// that nothing of it outlives the rollback); returns it as stored.
+    ///
+    /// # Errors
+    /// As [`BatchRepository::insert_batch`].
+    async fn insert_batch(&mut self, batch: &NewBatch) -> StoreResult<BatchRecord>;
 
     /// Overwrites the mutable columns of a batch if the stored row still satisfies `guard`; returns whether it did.
     /// `false` means the lease was lost or the batch moved on: the caller rolls back and stops.

@@ -4,6 +4,7 @@ mod architecture;
 mod batch;
 mod catalog;
 mod formats;
+mod ingest;
 mod migrations;
 mod review;
 mod scoring;
