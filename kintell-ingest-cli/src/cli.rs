@@ -98,6 +98,18 @@ pub enum Command {
     /// Example: kintell-ingest lineage adopt-legacy
     #[command(subcommand)]
     Lineage(LineageCommand),
+
+    /// The review queue: associations a person must decide.
+    ///
+    /// Example: kintell-ingest review list --company acme
+    #[command(subcommand)]
+    Review(ReviewCommand),
+
+    /// Reports.
+    ///
+    /// Example: kintell-ingest report campaigns --company acme
+    #[command(subcommand)]
+    Report(ReportCommand),
 }
 
 /// The options of `import`.
@@ -273,5 +285,78 @@ pub enum CatalogCommand {
     Import {
         /// The catalogue document (JSON, see the README for its shape).
         file: PathBuf,
+    },
+}
+
+/// The review queue.
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// List the items waiting for review, oldest activity first.
+    ///
+    /// Example: kintell-ingest review list --campaign acme-mentors-2024 --from 2024-10-01
+    List {
+        /// Only proposals of campaigns of this company (slug).
+        #[arg(long, value_name = "SLUG")]
+        company: Option<String>,
+        /// Only proposals of this campaign (key).
+        #[arg(long, value_name = "KEY")]
+        campaign: Option<String>,
+        /// Only activities of this kind.
+        #[arg(long, value_name = "KIND", value_parser = ["kintell_session", "buddy_match", "course_completion"])]
+        kind: Option<String>,
+        /// Only activities on or after this date (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        from: Option<chrono::NaiveDate>,
+        /// Only activities on or before this date (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        to: Option<chrono::NaiveDate>,
+        /// At most this many items.
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
+    /// Show one item: its reasons and the top-three candidates.
+    ///
+    /// Example: kintell-ingest review show 0192f0c4-…
+    Show {
+        /// The item's id (the association id).
+        id: uuid::Uuid,
+    },
+    /// Accept an item: link the activity to the proposed instance (or another instance of the same campaign) and
+    /// enrol its people.
+    ///
+    /// Example: kintell-ingest review accept 0192f0c4-… --by anna@example.com
+    Accept {
+        /// The item's id.
+        id: uuid::Uuid,
+        /// Link to this instance (slug) instead of the proposed one; required when the proposal has none.
+        #[arg(long, value_name = "SLUG")]
+        instance: Option<String>,
+        /// Who decides (recorded with the decision).
+        #[arg(long, value_name = "WHO")]
+        by: String,
+    },
+    /// Reject an item: record the decision and unlink the activity from the proposed instance.
+    ///
+    /// Example: kintell-ingest review reject 0192f0c4-… --by anna@example.com
+    Reject {
+        /// The item's id.
+        id: uuid::Uuid,
+        /// Who decides (recorded with the decision).
+        #[arg(long, value_name = "WHO")]
+        by: String,
+    },
+}
+
+/// Reports.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Per campaign and programme instance: linked sessions, matches, completions, session hours, distinct people,
+    /// pending reviews and capacity utilisation.
+    ///
+    /// Example: kintell-ingest report campaigns --company acme --json
+    Campaigns {
+        /// Only the campaigns of this company (slug).
+        #[arg(long, value_name = "SLUG")]
+        company: Option<String>,
     },
 }

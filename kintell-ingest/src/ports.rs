@@ -11,12 +11,13 @@
 
 use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
-    BatchStatus, BeneficiaryGroup, Campaign, Company, CompletionKey, CompletionWrite, Email,
-    Enrollment, EntityKind, InstanceId, Key, MatchKey, MatchWrite, NewBatch, ProgramInstance,
-    ProgramSlug, RequestedAction, RowErrorRecord, SessionId, SessionWrite, StoredRow, User,
-    UserWrite, Written,
+    BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, CompletionKey,
+    CompletionWrite, Email, Enrollment, EntityKind, InstanceId, Key, MatchKey, MatchWrite,
+    NewBatch, ProgramInstance, ProgramSlug, RequestedAction, RowErrorRecord, SessionId,
+    SessionWrite, StoredRow, User, UserWrite, Written,
 };
 use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
 
 /// A boxed error from a driver, kept as the source of a [`StoreError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -128,6 +129,72 @@ pub struct BatchFilter {
     pub entity_kind: Option<EntityKind>,
     /// At most this many (newest first); `None` for all.
     pub limit: Option<u32>,
+}
+
+/// Filter for [`AssociationRepository::list_reviews`]; every field narrows the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReviewFilter {
+    /// Only proposals of campaigns of this company.
+    pub company: Option<CompanyId>,
+    /// Only proposals of this campaign.
+    pub campaign: Option<CampaignId>,
+    /// Only activities of this kind.
+    pub kind: Option<ActivityKind>,
+    /// Only activities on or after this date (UTC calendar date of the activity time).
+    pub from: Option<NaiveDate>,
+    /// Only activities on or before this date.
+    pub to: Option<NaiveDate>,
+    /// At most this many.
+    pub limit: Option<u32>,
+}
+
+/// The people, time and link of one stored activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivitySummary {
+    /// The participant (the match's participant, the course's learner).
+    pub participant_id: crate::domain::UserId,
+    /// The volunteer (the session's volunteer, the match's buddy); `None` for completions.
+    pub volunteer_id: Option<crate::domain::UserId>,
+    /// The activity time: a session's `completed_at`, else its `scheduled_at`; a match's `matched_at`; a
+    /// completion's `completed_at`.
+    pub at: Option<DateTime<Utc>>,
+    /// The instance it is linked to.
+    pub program_instance_id: Option<InstanceId>,
+}
+
+/// One item of the review queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewItem {
+    /// The association (its id is the item's id).
+    pub association: Association,
+    /// The activity's people, time and link.
+    pub activity: ActivitySummary,
+}
+
+/// Activity counts of one campaign or instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ActivityCounts {
+    /// Linked sessions.
+    pub sessions: u64,
+    /// Linked buddy matches.
+    pub matches: u64,
+    /// Linked course completions.
+    pub completions: u64,
+    /// Sum of the linked sessions' `duration_minutes`.
+    pub session_minutes: u64,
+    /// Distinct participants over all linked activities.
+    pub participants: u64,
+    /// Distinct volunteers over all linked activities.
+    pub volunteers: u64,
+}
+
+/// What [`AssociationRepository::campaign_counts`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignCounts {
+    /// Per campaign: its counts (over all its instances) and the pending reviews proposing it.
+    pub campaigns: Vec<(CampaignId, ActivityCounts, u64)>,
+    /// Per instance that has a campaign: its counts.
+    pub instances: Vec<(InstanceId, ActivityCounts)>,
 }
 
 /// The catalogue as association needs it: loaded once per batch or backfill run.
@@ -321,6 +388,39 @@ pub trait UnitOfWork: Send {
     /// [`StoreError::MissingReference`] for an unknown user or instance.
     async fn upsert_enrollments(&mut self, rows: &[Enrollment]) -> StoreResult<UpsertCounts>;
 
+    /// The programme instances with these ids, in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn instances_by_id(&mut self, ids: &[InstanceId]) -> StoreResult<Vec<ProgramInstance>>;
+
+    /// One association by id, as this unit sees it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn association_by_id(&mut self, id: AssociationId) -> StoreResult<Option<Association>>;
+
+    /// The people, time and linked instance of one stored activity.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn activity_summary(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+    ) -> StoreResult<Option<ActivitySummary>>;
+
+    /// Sets (or with `None` clears) the `program_instance_id` of one activity; returns whether the row exists.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown instance.
+    async fn set_activity_instance(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+        instance: Option<InstanceId>,
+    ) -> StoreResult<bool>;
+
     /// Writes row errors, rewriting a stored error of the same (`batch_id`, `row_number`).
     ///
     /// # Errors
@@ -497,6 +597,21 @@ pub trait AssociationRepository: Send + Sync {
         kind: ActivityKind,
         activity_id: ActivityId,
     ) -> StoreResult<Option<Association>>;
+
+    /// The review queue: associations with decision `review` that pass `filter`, oldest activity first (then by
+    /// association id), each with the activity's date and people.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn list_reviews(&self, filter: &ReviewFilter) -> StoreResult<Vec<ReviewItem>>;
+
+    /// Counts per campaign and per programme instance of the activities linked to them (through the activities'
+    /// `program_instance_id`), with pending reviews per proposed campaign; only campaigns of `company` when given.
+    /// Campaigns and instances with nothing to count may be left out. Aggregate queries, never one per campaign.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn campaign_counts(&self, company: Option<CompanyId>) -> StoreResult<CampaignCounts>;
 }
 
 /// Everything a store provides: the four repositories and units of work.

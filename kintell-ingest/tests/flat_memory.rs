@@ -3,7 +3,6 @@
 //! This is its own test binary (not a module of `it`) because it installs a counting global allocator, which sees
 //! every allocation of the process: with other tests running beside it the figures would mean nothing.
 
-
 #![cfg(feature = "sqlite")]
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,7 +4,6 @@ use crate::cli::{BatchesCommand, Global};
 use crate::exit::{Exit, with_exit};
 use crate::output::{Table, emit, emit_json};
 use crate::progress::Bar;
-use anyhow::Context;
 use kintell_ingest::domain::{BatchId, BatchRecord, BatchStatus};
 use kintell_ingest::ingest::{
     ErrorCsvError, ImportError, ImportSource, Ingestor, write_error_csv, write_error_file,

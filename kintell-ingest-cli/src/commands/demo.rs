@@ -15,7 +15,11 @@ const CATALOG: &str = include_str!("../../demo/catalog.json");
 
 /// The bundled files, in the order they are imported: users first, so that sessions find their people.
 const FILES: &[(&str, EntityKind, &str)] = &[
-    ("kintell-users.csv", EntityKind::KintellUsers, include_str!("../../demo/kintell-users.csv")),
+    (
+        "kintell-users.csv",
+        EntityKind::KintellUsers,
+        include_str!("../../demo/kintell-users.csv"),
+    ),
     (
         "mentors_for_ukraine_2024_q4.csv",
         EntityKind::KintellSessions,
@@ -26,7 +30,11 @@ const FILES: &[(&str, EntityKind, &str)] = &[
         EntityKind::KintellSessions,
         include_str!("../../demo/kintell-sessions-2024.csv"),
     ),
-    ("buddy-matches.csv", EntityKind::BuddyMatches, include_str!("../../demo/buddy-matches.csv")),
+    (
+        "buddy-matches.csv",
+        EntityKind::BuddyMatches,
+        include_str!("../../demo/buddy-matches.csv"),
+    ),
     (
         "course-completions.csv",
         EntityKind::CourseCompletions,
@@ -44,7 +52,9 @@ pub async fn run(global: &Global) -> anyhow::Result<Exit> {
     let url = global.database_url_or(DEMO_DATABASE_URL);
     let store = super::open_at(global, url).await?;
     let now = chrono::Utc::now();
-    let catalog = CatalogImport::new(store.clone()).run_json(CATALOG, now).await?;
+    let catalog = CatalogImport::new(store.clone())
+        .run_json(CATALOG, now)
+        .await?;
     let ingestor = Ingestor::new(store.clone()).imported_by("kintell-ingest demo");
     let mut outcomes = Vec::new();
     for (name, entity, text) in FILES {
@@ -54,13 +64,18 @@ pub async fn run(global: &Global) -> anyhow::Result<Exit> {
             Err(ImportError::AlreadyImported { batch }) => Outcome::Refused(format!(
                 "already imported by batch {} (completed {}); nothing was imported again",
                 batch.id,
-                batch.completed_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                batch
+                    .completed_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
             )),
             Err(e) => return Err(e.into()),
         };
         outcomes.push((*name, outcome));
     }
-    let reviews = ReviewQueue::new(store.clone()).list_by(&ReviewQuery::default()).await?;
+    let reviews = ReviewQueue::new(store.clone())
+        .list_by(&ReviewQuery::default())
+        .await?;
     let campaigns = Reports::new(store.clone()).campaigns(None).await?;
 
     if global.json {
@@ -89,7 +104,16 @@ pub async fn run(global: &Global) -> anyhow::Result<Exit> {
     ));
     out.push_str("imports\n");
     let mut t = Table::new([
-        "file", "status", "rows", "inserted", "updated", "unchanged", "rejected", "explicit", "auto", "review",
+        "file",
+        "status",
+        "rows",
+        "inserted",
+        "updated",
+        "unchanged",
+        "rejected",
+        "explicit",
+        "auto",
+        "review",
         "none",
     ]);
     let mut rejected = Vec::new();
@@ -140,7 +164,14 @@ pub async fn run(global: &Global) -> anyhow::Result<Exit> {
                 Some(Value::Null) | None => String::new(),
                 Some(v) => v.to_string(),
             };
-            t.row([file.clone(), cell("row"), cell("line"), cell("code"), cell("field"), cell("message")]);
+            t.row([
+                file.clone(),
+                cell("row"),
+                cell("line"),
+                cell("code"),
+                cell("field"),
+                cell("message"),
+            ]);
         }
         out.push_str(&t.render());
     }
@@ -153,16 +184,32 @@ pub async fn run(global: &Global) -> anyhow::Result<Exit> {
             t.row([
                 r.id.to_string(),
                 r.activity_kind.to_string(),
-                r.activity_at.map(|d| d.date_naive().to_string()).unwrap_or_default(),
-                r.campaign.as_ref().map(ToString::to_string).unwrap_or_default(),
-                r.instance.as_ref().map(ToString::to_string).unwrap_or_default(),
+                r.activity_at
+                    .map(|d| d.date_naive().to_string())
+                    .unwrap_or_default(),
+                r.campaign
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                r.instance
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 r.confidence.to_string(),
             ]);
         }
         out.push_str(&t.render());
     }
     out.push_str("\ncampaigns\n");
-    let mut t = Table::new(["campaign", "sessions", "matches", "completions", "participants", "reviews", "capacity"]);
+    let mut t = Table::new([
+        "campaign",
+        "sessions",
+        "matches",
+        "completions",
+        "participants",
+        "reviews",
+        "capacity",
+    ]);
     for m in &campaigns {
         t.row([
             m.key.to_string(),

@@ -6,6 +6,8 @@ mod demo;
 mod import;
 mod lineage;
 mod migrate;
+mod report;
+mod review;
 
 use crate::cli::{Cli, Command, DEFAULT_DATABASE_URL, Global};
 use crate::exit::Exit;
@@ -21,6 +23,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Import(args) => import::run(&cli.global, args).await,
         Command::Batches(cmd) => batches::run(&cli.global, cmd).await,
         Command::Lineage(cmd) => lineage::run(&cli.global, cmd).await,
+        Command::Review(cmd) => review::run(&cli.global, cmd).await,
+        Command::Report(cmd) => report::run(&cli.global, cmd).await,
     }
 }
 

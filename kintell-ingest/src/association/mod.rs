@@ -8,6 +8,10 @@
 //! (and, for an ambiguous choice, the list of tied campaigns). The results are exactly those of
 //! [`crate::scoring::associate`] over the same campaigns.
 
+mod catalog;
+
+pub use catalog::{Associator, DecidedBy, record};
+
 use crate::domain::{
     CampaignId, CampaignStatus, CompanyId, InstanceId, InstanceStatus, ProgramType, Tag, Tags,
 };

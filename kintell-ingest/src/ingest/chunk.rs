@@ -288,7 +288,7 @@ impl<'c> Judge<'c> {
                     problems.push(Problem::new(
                         ErrorCode::UnknownProgramInstance,
                         Some("program_ref"),
-                        format!("no programme instance has the slug {slug:?}"),
+                        format!("no programme instance has the slug \"{slug}\""),
                     ));
                 }
                 found
@@ -791,7 +791,7 @@ async fn write_users(
                     problems.push(Problem::new(
                         ErrorCode::UnknownCompany,
                         Some("company"),
-                        format!("no company has the slug {slug:?}"),
+                        format!("no company has the slug \"{slug}\""),
                     ));
                     None
                 }

@@ -23,6 +23,30 @@
 //! The source is read with blocking I/O (and parsing is CPU work): inside an async server, run an import where
 //! blocking is allowed (a dedicated thread or `spawn_blocking`).
 //!
+//! Choices where the specification is silent:
+//! - Re-import: a `failed` batch is resumed only when it is newer than every completed batch of the same bytes
+//!   (older failures are history); a dry run of bytes a live worker is importing is refused like a real import.
+//! - `duplicate_in_file` across chunks reads the stored row's lineage; a row a forced re-import found unchanged
+//!   still names the earlier batch, so the lineage of every batch of the same entity and bytes counts as "this
+//!   file" (the same bytes number their records the same way).
+//! - A resume reuses the options that decide what is stored (time zone, "create missing users", format,
+//!   delimiter, instance), kept in `csv_metadata.options`; the association counts so far are kept in
+//!   `csv_metadata.associations`, so a resumed batch reports them all. Every write pass judges dates against the
+//!   batch's `created_at`, so a resume a day later accepts exactly what the first run did.
+//! - File errors: without an entity given or detected, the failed batch is recorded under `kintell_sessions`. An
+//!   attempt with the same bytes reuses a `pending` or `failed` batch that never wrote a row (its `last_error`
+//!   rewritten; the machine has no failed → failed event); a batch of those bytes that has written rows is left
+//!   alone and no batch is reported.
+//! - Reject limits apply to a batch that has not started (new, or pending or failed with no row written). The
+//!   instance a file name announces is created only when the batch goes on to write rows.
+//! - A pause or cancel request that arrives while a chunk is written makes that chunk's guarded checkpoint fail;
+//!   the chunk is rolled back and the request honoured. A request on a running batch whose lease has expired is
+//!   applied at once. The write pass hashes the bytes again and fails the batch if they changed under it.
+//! - Users created by "create missing users" get the role of the column of the first stored row naming them. In
+//!   the users export a given name replaces both name parts.
+//! - Every stored row linked to an instance gets its `explicit` association upserted, also a row found unchanged
+//!   (the association then names the latest batch).
+//!
 //! ```
 //! use kintell_ingest::domain::EntityKind;
 //! use kintell_ingest::ingest::{ImportRequest, Ingestor};
@@ -139,7 +163,7 @@ impl Ingestor {
             store,
             clock: Arc::new(SystemClock),
             chunk_size: DEFAULT_CHUNK_SIZE,
-            lease: TimeDelta::seconds(60),
+            lease: TimeDelta::from_std(DEFAULT_LEASE).unwrap_or(TimeDelta::seconds(60)),
             policy: ScoringPolicy::default(),
             host: reimport::this_host(),
             imported_by: None,

@@ -230,7 +230,8 @@ impl Ingestor {
                     batch,
                     holder_dead,
                     &source,
-                    pre,
+                    pre.size,
+                    opts.chunk_size.unwrap_or(self.chunk_size),
                     notices,
                     progress,
                 )
@@ -342,7 +343,8 @@ impl Ingestor {
                 batch,
                 holder_dead,
                 &source,
-                pre,
+                pre.size,
+                self.chunk_size,
                 notices,
                 progress,
             )
@@ -372,7 +374,8 @@ impl Ingestor {
         batch: BatchRecord,
         holder_dead: bool,
         source: &ImportSource,
-        pre: PrePass,
+        size: u64,
+        chunk_size: usize,
         notices: Vec<String>,
         progress: &dyn Progress,
     ) -> Result<ImportReport, ImportError> {
@@ -407,9 +410,9 @@ impl Ingestor {
             },
             instance,
             options,
-            chunk_size: self.chunk_size,
+            chunk_size,
             notices,
-            size: pre.size,
+            size,
         };
         let entry = Entry::of(&batch, holder_dead);
         self.run_batch(ledger, batch, None, entry, plan, progress)
@@ -536,7 +539,11 @@ impl Ingestor {
         let slug = instance.as_ref().map(|i| (&i.instance.slug, i.source));
         let csv_metadata = metadata::build(&scanned.header, slug, options);
 
-        if let Some(reason) = over_limits(opts, &scanned) {
+        // The limits decide whether a file may start: a paused or running batch of it already started.
+        let may_be_refused = target
+            .as_ref()
+            .is_none_or(|(b, _)| matches!(b.status, BatchStatus::Pending | BatchStatus::Failed));
+        if let Some(reason) = over_limits(opts, &scanned).filter(|_| may_be_refused) {
             let fields = Refresh {
                 format: format.as_str().to_owned(),
                 program_type,
@@ -887,9 +894,10 @@ impl Ingestor {
         self.request(batch, false).await
     }
 
-    /// Asks the worker holding `batch` to cancel after its current chunk. A pending or running batch records the
-    /// request (a running batch whose lease has expired is cancelled at once); a paused or failed batch is
-    /// cancelled at once. Rows already committed stay, with their lineage.
+    /// Asks the worker holding `batch` to cancel after its current chunk. A running batch records the request (one
+    /// whose lease has expired is cancelled at once); a pending, paused or failed batch is cancelled at once (no
+    /// worker holds it; one about to start it finds it moved on). Rows already committed stay, with their
+    /// lineage.
     ///
     /// # Errors
     /// [`ImportError::NotFound`]; [`ImportError::Transition`] for a completed or cancelled batch;
@@ -915,7 +923,9 @@ impl Ingestor {
                     now,
                 },
                 (BatchStatus::Running, true) if abandoned => BatchEvent::Cancel { now },
-                (BatchStatus::Paused | BatchStatus::Failed, true) => BatchEvent::Cancel { now },
+                (BatchStatus::Pending | BatchStatus::Paused | BatchStatus::Failed, true) => {
+                    BatchEvent::Cancel { now }
+                }
                 (_, false) => BatchEvent::RequestPause { now },
                 (_, true) => BatchEvent::RequestCancel { now },
             };
@@ -1175,7 +1185,7 @@ impl Worker<'_, '_> {
             });
         }
         self.batch = next;
-        Ok(Some(self.report(ledger).await?))
+        Ok(Some(self.report(ledger).await))
     }
 
     async fn complete(&mut self, ledger: &mut Ledger<'_>) -> Result<ImportReport, ImportError> {
@@ -1189,7 +1199,7 @@ impl Worker<'_, '_> {
                 .await?
             {
                 self.batch = next;
-                return self.report(ledger).await;
+                return Ok(self.report(ledger).await);
             }
             // A request that arrived after the last chunk is moot: the batch is done.
             match ledger.reread(&self.batch).await? {
@@ -1220,7 +1230,7 @@ impl Worker<'_, '_> {
             });
         }
         self.batch = next;
-        self.report(ledger).await
+        Ok(self.report(ledger).await)
     }
 
     /// Marks the batch failed after an error, so that a later attempt resumes it at once; best effort (the store
@@ -1244,17 +1254,15 @@ impl Worker<'_, '_> {
         }
     }
 
-    /// The report of the batch as stored now (a dry run's: as this worker last saved it).
-    async fn report(&self, ledger: &mut Ledger<'_>) -> Result<ImportReport, ImportError> {
-        let batch = ledger
-            .reread(&self.batch)
-            .await?
-            .unwrap_or_else(|| self.batch.clone());
-        Ok(ImportReport::of_batch(
-            batch,
+    /// The report of the batch as stored now (a dry run's, or when reading it back fails: as this worker last
+    /// saved it; the work is done either way).
+    async fn report(&self, ledger: &mut Ledger<'_>) -> ImportReport {
+        let stored = ledger.reread(&self.batch).await.ok().flatten();
+        ImportReport::of_batch(
+            stored.unwrap_or_else(|| self.batch.clone()),
             self.plan.notices.clone(),
             ledger.is_dry(),
-        ))
+        )
     }
 }
 

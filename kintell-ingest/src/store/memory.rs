@@ -28,12 +28,15 @@ use crate::domain::{
     UserWrite, Written,
 };
 use crate::ports::{
-    ActivityRepository, AssociationRepository, BatchFilter, BatchGuard, BatchRepository,
-    CatalogData, CatalogRepository, StoreError, StoreResult, UnitOfWork, UnitOfWorkFactory,
-    UpsertCounts,
+    ActivityRepository, ActivitySummary, AssociationRepository, BatchFilter, BatchGuard,
+    BatchRepository, CampaignCounts, CatalogData, CatalogRepository, ReviewFilter, ReviewItem,
+    StoreError, StoreResult, UnitOfWork, UnitOfWorkFactory, UpsertCounts,
 };
 use crate::store::Store;
 use crate::store::lineage;
+#[path = "memory_review.rs"]
+mod review;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -1565,6 +1568,62 @@ impl UnitOfWork for MemoryUnit {
         self.run(|base, over| put_row_errors(base, over, rows))
     }
 
+    async fn instances_by_id(&mut self, ids: &[InstanceId]) -> StoreResult<Vec<ProgramInstance>> {
+        self.run(|base, over| {
+            let instances = view(&base.instances, &over.instances);
+            let wanted: HashSet<InstanceId> = ids.iter().copied().collect();
+            Ok(wanted
+                .into_iter()
+                .filter_map(|id| instances.get(id).cloned())
+                .collect())
+        })
+    }
+
+    async fn association_by_id(&mut self, id: AssociationId) -> StoreResult<Option<Association>> {
+        self.run(|base, over| {
+            Ok(view(&base.associations, &over.associations)
+                .get(id)
+                .cloned())
+        })
+    }
+
+    async fn activity_summary(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+    ) -> StoreResult<Option<ActivitySummary>> {
+        self.run(|base, over| Ok(review::summary(base, over, kind, id)))
+    }
+
+    async fn set_activity_instance(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+        instance: Option<InstanceId>,
+    ) -> StoreResult<bool> {
+        self.run(|base, over| {
+            if let Some(instance) = instance
+                && !view(&base.instances, &over.instances).contains(instance)
+            {
+                return Err(missing(&format!(
+                    "{}_program_instance_id_fkey",
+                    kind_table(kind)
+                )));
+            }
+            Ok(match kind {
+                ActivityKind::KintellSession => {
+                    set_instance(&base.sessions, &mut over.sessions, id, instance)
+                }
+                ActivityKind::BuddyMatch => {
+                    set_instance(&base.matches, &mut over.matches, id, instance)
+                }
+                ActivityKind::CourseCompletion => {
+                    set_instance(&base.completions, &mut over.completions, id, instance)
+                }
+            })
+        })
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         (*self).publish()
     }
@@ -1756,6 +1815,30 @@ impl CatalogRepository for MemoryStore {
     }
 }
 
+/// The table of an activity kind, as the SQL schema names it.
+fn kind_table(kind: ActivityKind) -> &'static str {
+    match kind {
+        ActivityKind::KintellSession => "kintell_sessions",
+        ActivityKind::BuddyMatch => "buddy_matches",
+        ActivityKind::CourseCompletion => "learning_progress",
+    }
+}
+
+/// Sets one activity's instance in the overlay; whether the row exists.
+fn set_instance<V: ActivityValues>(
+    base: &Table<Activity<V>>,
+    over: &mut Table<Activity<V>>,
+    id: ActivityId,
+    instance: Option<InstanceId>,
+) -> bool {
+    let Some(mut row) = view(base, over).get(id).cloned() else {
+        return false;
+    };
+    row.program_instance_id = instance;
+    over.put(row);
+    true
+}
+
 #[async_trait]
 impl AssociationRepository for MemoryStore {
     async fn get_association(&self, id: AssociationId) -> StoreResult<Option<Association>> {
@@ -1774,6 +1857,14 @@ impl AssociationRepository for MemoryStore {
                 .and_then(|id| t.associations.rows.get(id))
                 .cloned()
         }))
+    }
+
+    async fn list_reviews(&self, filter: &ReviewFilter) -> StoreResult<Vec<ReviewItem>> {
+        Ok(self.read(|t| review::list_reviews(t, filter)))
+    }
+
+    async fn campaign_counts(&self, company: Option<CompanyId>) -> StoreResult<CampaignCounts> {
+        Ok(self.read(|t| review::campaign_counts(t, company)))
     }
 }
 

@@ -33,6 +33,25 @@ macro_rules! contract_tests {
                 associations_are_upserted_by_activity_and_keep_their_id,
                 human_and_explicit_decisions_are_sticky,
                 catalogue_is_loaded_and_found,
+                session_upserts_tell_outcomes_and_keep_lineage,
+                match_upserts_tell_outcomes_and_keep_lineage,
+                completion_upserts_tell_outcomes_and_keep_lineage,
+                the_instance_of_an_activity_is_never_cleared,
+                activity_writes_name_their_errors,
+                user_rows_are_upserted_by_email_with_their_lineage,
+                user_rows_name_their_errors,
+                enrolments_are_idempotent_and_keep_the_earliest_time,
+                row_errors_are_rewritten_and_paged,
+                legacy_adoption_is_idempotent,
+                large_calls_keep_every_rows_outcome,
+                import_writes_are_all_or_nothing,
+            ]);
+            contract_tests!(@each $open; review: [
+                review_queue_lists_pending_items_filtered_oldest_first,
+                accepting_links_the_activity_enrols_its_people_and_is_final,
+                accepting_another_instance_needs_the_same_campaign,
+                rejecting_unlinks_only_the_proposed_instance,
+                campaign_metrics_count_linked_activities_and_capacity,
             ]);
             contract_tests!(@each $open; catalog: [
                 catalog_fixture_imports_and_a_reimport_is_a_no_op,
@@ -81,11 +100,15 @@ pub mod contract {
     use chrono::{DateTime, NaiveDate, Utc};
     use expect_test::{Expect, expect};
     use kintell_ingest::domain::{
-        ActivityId, ActivityKind, Association, AssociationId, BatchId, BatchRecord, BatchStatus,
-        BeneficiaryGroup, Campaign, CampaignId, CampaignStatus, Company, CompanyId, Confidence,
-        Decision, Email, EntityKind, GroupId, GroupType, ImportMethod, InstanceId, InstanceStatus,
-        Key, Name, NewBatch, PersonName, ProgramInstance, ProgramSlug, ProgramType,
-        RequestedAction, Tags, User, UserId, UserRole,
+        ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId,
+        BatchRecord, BatchStatus, BeneficiaryGroup, Campaign, CampaignId, CampaignStatus, Company,
+        CompanyId, CompletionKey, CompletionRow, CompletionWrite, Confidence, CourseId, Decision,
+        DurationMinutes, Email, Enrollment, EnrollmentRole, EntityKind, FinalScore, GroupId,
+        GroupType, ImportMethod, InstanceId, InstanceStatus, Key, LanguageLevel, MatchKey,
+        MatchRow, MatchStatus, MatchWrite, Name, NewBatch, PersonName, ProgramInstance,
+        ProgramSlug, ProgramType, Provider, Rating, RequestedAction, RowErrorRecord, RowOutcome,
+        RowSource, SessionId, SessionRow, SessionType, SessionWrite, StoredRow, Tags, User, UserId,
+        UserRole, UserWrite, Written,
     };
     use kintell_ingest::ports::{
         BatchFilter, BatchGuard, StoreError, StoreResult, UnitOfWork, UpsertCounts,
@@ -1711,15 +1734,1181 @@ pub mod contract {
             .expect("lineage");
         assert_eq!(lineage, None);
     }
+
+    // ---- import writes: activities, users export, enrolments, row errors, legacy lineage -------------------
+
+    /// Runs `$call` (which uses the unit `$unit`) in a unit of work: commits on success, rolls back on an error.
+    macro_rules! in_unit {
+        ($store:expr, $unit:ident => $call:expr) => {{
+            let mut $unit = $store.begin().await.expect("begin");
+            match $call.await {
+                Ok(value) => {
+                    $unit.commit().await.expect("commit");
+                    Ok(value)
+                }
+                Err(e) => {
+                    $unit.rollback().await.expect("rollback");
+                    Err(e)
+                }
+            }
+        }};
+    }
+
+    /// What the import-write checks start from: the seed (volunteer anna, instance `acme-q4`), participant
+    /// olena, a second instance and two batches.
+    pub struct Import {
+        /// The seed.
+        pub seed: Seed,
+        /// `olena@example.com`, a participant of no company.
+        pub olena: User,
+        /// `beta-q4`, an instance of no campaign.
+        pub other_instance: ProgramInstance,
+        /// The first batch (id 1).
+        pub first: BatchRecord,
+        /// The second batch (id 2).
+        pub second: BatchRecord,
+    }
+
+    impl Import {
+        /// Stores it.
+        pub async fn store(store: &Store) -> Import {
+            let seed = Seed::store(store).await;
+            let olena = User {
+                role: UserRole::Participant,
+                ..user("olena@example.com", None)
+            };
+            let other_instance = instance("beta-q4", None);
+            commit(
+                store,
+                &[
+                    Write::Users(vec![olena.clone()]),
+                    Write::Instances(vec![other_instance.clone()]),
+                ],
+            )
+            .await
+            .expect("import fixture");
+            let first = store
+                .insert_batch(&new_batch(1, "first", "h1", "2024-06-01T10:00:00Z"))
+                .await
+                .expect("first batch");
+            let second = store
+                .insert_batch(&new_batch(2, "second", "h2", "2024-06-02T10:00:00Z"))
+                .await
+                .expect("second batch");
+            Import {
+                seed,
+                olena,
+                other_instance,
+                first,
+                second,
+            }
+        }
+    }
+
+    /// Row `row` of `batch`.
+    pub fn source(batch: &BatchRecord, row: i64) -> RowSource {
+        RowSource {
+            batch_id: batch.id,
+            source_row_number: row,
+        }
+    }
+
+    /// The written row `id` (as a number) with this outcome.
+    fn written(id: u128, outcome: RowOutcome) -> Written {
+        Written {
+            id: Uuid::from_u128(id),
+            outcome,
+        }
+    }
+
+    /// The lineage of activity `id` (as a number).
+    async fn lineage_of(store: &Store, kind: ActivityKind, id: u128) -> Option<ActivityLineage> {
+        store
+            .activity_lineage(kind, ActivityId(Uuid::from_u128(id)))
+            .await
+            .expect("lineage")
+    }
+
+    fn lineage(
+        batch: &BatchRecord,
+        first: &BatchRecord,
+        row: i64,
+        instance: Option<&ProgramInstance>,
+    ) -> Option<ActivityLineage> {
+        Some(ActivityLineage {
+            batch_id: Some(batch.id),
+            first_batch_id: Some(first.id),
+            source_row_number: Some(row),
+            program_instance_id: instance.map(|i| i.id),
+        })
+    }
+
+    /// A stored row as a look-up returns it.
+    fn stored(id: u128, batch: &BatchRecord, row: i64) -> StoredRow {
+        StoredRow {
+            id: Uuid::from_u128(id),
+            batch_id: Some(batch.id),
+            source_row_number: Some(row),
+        }
+    }
+
+    /// A mentoring session with olena and anna; `feedback` stands for the values that may change.
+    pub fn session(
+        t: &Import,
+        id: u128,
+        session_id: &str,
+        feedback: &str,
+        instance: Option<&ProgramInstance>,
+        from: RowSource,
+    ) -> SessionWrite {
+        SessionWrite {
+            id: ActivityId(Uuid::from_u128(id)),
+            row: SessionRow {
+                session_id: SessionId::parse(session_id).expect("session id"),
+                session_type: SessionType::Mentorship,
+                participant_email: t.olena.email.clone(),
+                volunteer_email: t.seed.anna.email.clone(),
+                scheduled_at: at("2024-10-02T09:00:00Z"),
+                completed_at: Some(at("2024-10-02T10:00:00Z")),
+                duration_minutes: Some(DurationMinutes::new(60).expect("duration")),
+                rating: Some(Rating::from_hundredths(75).expect("rating")),
+                feedback_text: Some(feedback.to_owned()),
+                language_level: Some(LanguageLevel::B2),
+                topics: Some(vec!["cv".to_owned(), "interviews".to_owned()]),
+                metadata: json!({"focus_area": "careers"}).as_object().cloned(),
+                program_ref: None,
+            },
+            participant_id: t.olena.id,
+            volunteer_id: t.seed.anna.id,
+            program_instance_id: instance.map(|i| i.id),
+            source: from,
+            now: at("2024-10-03T08:00:00Z"),
+        }
+    }
+
+    /// A buddy match of olena with anna made at `matched_at`; `location` stands for the values that may change.
+    pub fn buddy_match(
+        t: &Import,
+        id: u128,
+        matched_at: &str,
+        location: &str,
+        instance: Option<&ProgramInstance>,
+        from: RowSource,
+    ) -> MatchWrite {
+        let matched_at = at(matched_at);
+        MatchWrite {
+            id: ActivityId(Uuid::from_u128(id)),
+            row: MatchRow {
+                participant_email: t.olena.email.clone(),
+                buddy_email: t.seed.anna.email.clone(),
+                matched_at,
+                status: MatchStatus::Active,
+                language: Some("uk".to_owned()),
+                interests: Some(vec!["hiking".to_owned()]),
+                location: Some(location.to_owned()),
+                external_match_id: Some("M-7".to_owned()),
+                ended_at: None,
+                end_reason: None,
+            },
+            key: MatchKey {
+                participant_id: t.olena.id,
+                buddy_id: t.seed.anna.id,
+                matched_at,
+            },
+            program_instance_id: instance.map(|i| i.id),
+            source: from,
+            now: at("2024-10-03T08:00:00Z"),
+        }
+    }
+
+    /// Olena's completion of course `course`; `score` (hundredths) stands for the values that may change.
+    pub fn completion(
+        t: &Import,
+        id: u128,
+        course: &str,
+        score: i64,
+        instance: Option<&ProgramInstance>,
+        from: RowSource,
+    ) -> CompletionWrite {
+        let provider = Provider::parse("Coursera").expect("provider");
+        let course_id = CourseId::parse(course).expect("course id");
+        CompletionWrite {
+            id: ActivityId(Uuid::from_u128(id)),
+            row: CompletionRow {
+                user_email: t.olena.email.clone(),
+                provider: provider.clone(),
+                course_id: course_id.clone(),
+                course_name: Some(format!("Course {course}")),
+                completed_at: at("2024-10-20T12:00:00Z"),
+                final_score: Some(FinalScore::from_hundredths(score).expect("score")),
+                credential_ref: Some("CRED-1".to_owned()),
+            },
+            key: CompletionKey {
+                user_id: t.olena.id,
+                provider,
+                course_id,
+            },
+            program_instance_id: instance.map(|i| i.id),
+            source: from,
+            now: at("2024-10-21T08:00:00Z"),
+        }
+    }
+
+    /// Sorted by key, for comparisons that ignore the order of a look-up.
+    fn sorted<K: Ord, V>(mut v: Vec<(K, V)>) -> Vec<(K, V)> {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Sessions: a first import inserts; a second one finds one row unchanged (all lineage kept), one changed
+    /// (`first_batch_id` kept, `batch_id` and row number taken) and one new; an existing row keeps its id.
+    /// Key look-ups return the stored ids and lineage, each key once, unknown keys left out.
+    pub async fn session_upserts_tell_outcomes_and_keep_lineage(store: &Store) {
+        use RowOutcome::*;
+        let t = Import::store(store).await;
+        let first = [
+            session(&t, 1, "S-1", "good", None, source(&t.first, 1)),
+            session(&t, 2, "S-2", "fine", None, source(&t.first, 2)),
+        ];
+        let w = in_unit!(store, u => u.upsert_sessions(&first)).expect("first import");
+        assert_eq!(w, [written(1, Inserted), written(2, Inserted)]);
+        let second = [
+            session(&t, 11, "S-1", "good", None, source(&t.second, 4)),
+            session(&t, 12, "S-2", "much better", None, source(&t.second, 5)),
+            session(&t, 13, "S-3", "new", None, source(&t.second, 6)),
+        ];
+        let w = in_unit!(store, u => u.upsert_sessions(&second)).expect("second import");
+        assert_eq!(
+            w,
+            [
+                written(1, Unchanged),
+                written(2, Updated),
+                written(13, Inserted)
+            ]
+        );
+        let kind = ActivityKind::KintellSession;
+        assert_eq!(
+            lineage_of(store, kind, 1).await,
+            lineage(&t.first, &t.first, 1, None)
+        );
+        assert_eq!(
+            lineage_of(store, kind, 2).await,
+            lineage(&t.second, &t.first, 5, None)
+        );
+        assert_eq!(
+            lineage_of(store, kind, 13).await,
+            lineage(&t.second, &t.second, 6, None)
+        );
+        assert_eq!(lineage_of(store, kind, 11).await, None);
+        assert_eq!(store.count_activities(kind).await.expect("count"), 3);
+        let ids = ["S-2", "S-1", "S-9", "S-2"].map(|s| SessionId::parse(s).expect("id"));
+        let found = in_unit!(store, u => u.stored_sessions(&ids)).expect("look-up");
+        assert_eq!(
+            sorted(found),
+            [
+                (ids[1].clone(), stored(1, &t.first, 1)),
+                (ids[0].clone(), stored(2, &t.second, 5)),
+            ]
+        );
+        // A third import of the same file changes nothing.
+        let w = in_unit!(store, u => u.upsert_sessions(&second)).expect("third import");
+        assert_eq!(
+            w,
+            [
+                written(1, Unchanged),
+                written(2, Unchanged),
+                written(13, Unchanged)
+            ]
+        );
+        assert_eq!(
+            lineage_of(store, kind, 2).await,
+            lineage(&t.second, &t.first, 5, None)
+        );
+    }
+
+    /// Buddy matches: the same outcomes and lineage on (participant, buddy, matched_at).
+    pub async fn match_upserts_tell_outcomes_and_keep_lineage(store: &Store) {
+        use RowOutcome::*;
+        let t = Import::store(store).await;
+        let (m1, m2, m3) = (
+            "2024-10-01T09:00:00Z",
+            "2024-10-05T09:00:00Z",
+            "2024-10-09T09:00:00Z",
+        );
+        let first = [
+            buddy_match(&t, 1, m1, "Oslo", None, source(&t.first, 1)),
+            buddy_match(&t, 2, m2, "Oslo", None, source(&t.first, 2)),
+        ];
+        let w = in_unit!(store, u => u.upsert_matches(&first)).expect("first import");
+        assert_eq!(w, [written(1, Inserted), written(2, Inserted)]);
+        let second = [
+            buddy_match(&t, 21, m3, "Oslo", None, source(&t.second, 1)),
+            buddy_match(&t, 22, m2, "Bergen", None, source(&t.second, 2)),
+            buddy_match(&t, 23, m1, "Oslo", None, source(&t.second, 3)),
+        ];
+        let w = in_unit!(store, u => u.upsert_matches(&second)).expect("second import");
+        assert_eq!(
+            w,
+            [
+                written(21, Inserted),
+                written(2, Updated),
+                written(1, Unchanged)
+            ]
+        );
+        let kind = ActivityKind::BuddyMatch;
+        assert_eq!(
+            lineage_of(store, kind, 1).await,
+            lineage(&t.first, &t.first, 1, None)
+        );
+        assert_eq!(
+            lineage_of(store, kind, 2).await,
+            lineage(&t.second, &t.first, 2, None)
+        );
+        assert_eq!(
+            lineage_of(store, kind, 21).await,
+            lineage(&t.second, &t.second, 1, None)
+        );
+        assert_eq!(store.count_activities(kind).await.expect("count"), 3);
+        let keys = [
+            second[1].key,
+            second[2].key,
+            MatchKey {
+                matched_at: at("2020-01-01T00:00:00Z"),
+                ..second[0].key
+            },
+        ];
+        let found = in_unit!(store, u => u.stored_matches(&keys)).expect("look-up");
+        assert_eq!(
+            sorted(found),
+            sorted(vec![
+                (keys[0], stored(2, &t.second, 2)),
+                (keys[1], stored(1, &t.first, 1)),
+            ])
+        );
+    }
+
+    /// Course completions: the same outcomes and lineage on (user, provider, course).
+    pub async fn completion_upserts_tell_outcomes_and_keep_lineage(store: &Store) {
+        use RowOutcome::*;
+        let t = Import::store(store).await;
+        let first = [
+            completion(&t, 1, "ML-101", 8750, None, source(&t.first, 1)),
+            completion(&t, 2, "ML-102", 9000, None, source(&t.first, 2)),
+        ];
+        let w = in_unit!(store, u => u.upsert_completions(&first)).expect("first import");
+        assert_eq!(w, [written(1, Inserted), written(2, Inserted)]);
+        let second = [
+            completion(&t, 31, "ML-101", 8750, None, source(&t.second, 3)),
+            completion(&t, 32, "ML-102", 10_000, None, source(&t.second, 4)),
+            completion(&t, 33, "ml-102", 9000, None, source(&t.second, 5)),
+        ];
+        let w = in_unit!(store, u => u.upsert_completions(&second)).expect("second import");
+        // Course ids are case-sensitive: `ml-102` is another course.
+        assert_eq!(
+            w,
+            [
+                written(1, Unchanged),
+                written(2, Updated),
+                written(33, Inserted)
+            ]
+        );
+        let kind = ActivityKind::CourseCompletion;
+        assert_eq!(
+            lineage_of(store, kind, 1).await,
+            lineage(&t.first, &t.first, 1, None)
+        );
+        assert_eq!(
+            lineage_of(store, kind, 2).await,
+            lineage(&t.second, &t.first, 4, None)
+        );
+        assert_eq!(
+            lineage_of(store, kind, 33).await,
+            lineage(&t.second, &t.second, 5, None)
+        );
+        let keys = [second[0].key.clone(), second[1].key.clone()];
+        let found = in_unit!(store, u => u.stored_completions(&keys)).expect("look-up");
+        assert_eq!(
+            sorted(found),
+            sorted(vec![
+                (keys[0].clone(), stored(1, &t.first, 1)),
+                (keys[1].clone(), stored(2, &t.second, 4)),
+            ])
+        );
+    }
+
+    /// A write without an instance never clears a stored link: with the same values it is unchanged, with other
+    /// values it is updated and keeps the link; another instance is a change.
+    pub async fn the_instance_of_an_activity_is_never_cleared(store: &Store) {
+        use RowOutcome::*;
+        let t = Import::store(store).await;
+        let linked = Some(&t.seed.instance);
+        let kind = ActivityKind::KintellSession;
+        let w = in_unit!(store, u => u.upsert_sessions(&[session(&t, 1, "S-1", "good", linked, source(&t.first, 1))]))
+            .expect("linked");
+        assert_eq!(w, [written(1, Inserted)]);
+        let w = in_unit!(store, u => u.upsert_sessions(&[session(&t, 2, "S-1", "good", None, source(&t.second, 1))]))
+            .expect("no instance, same values");
+        assert_eq!(w, [written(1, Unchanged)]);
+        assert_eq!(
+            lineage_of(store, kind, 1).await,
+            lineage(&t.first, &t.first, 1, linked)
+        );
+        let w = in_unit!(store, u => u.upsert_sessions(&[session(&t, 3, "S-1", "other", None, source(&t.second, 2))]))
+            .expect("no instance, other values");
+        assert_eq!(w, [written(1, Updated)]);
+        assert_eq!(
+            lineage_of(store, kind, 1).await,
+            lineage(&t.second, &t.first, 2, linked)
+        );
+        let moved = Some(&t.other_instance);
+        let w = in_unit!(store, u => u.upsert_sessions(&[session(&t, 4, "S-1", "other", moved, source(&t.second, 3))]))
+            .expect("another instance");
+        assert_eq!(w, [written(1, Updated)]);
+        assert_eq!(
+            lineage_of(store, kind, 1).await,
+            lineage(&t.second, &t.first, 3, moved)
+        );
+
+        let kind = ActivityKind::BuddyMatch;
+        let m = "2024-10-01T09:00:00Z";
+        in_unit!(store, u => u.upsert_matches(&[buddy_match(&t, 5, m, "Oslo", linked, source(&t.first, 1))]))
+            .expect("linked match");
+        let w = in_unit!(store, u => u.upsert_matches(&[buddy_match(&t, 6, m, "Bergen", None, source(&t.second, 9))]))
+            .expect("match without instance");
+        assert_eq!(w, [written(5, Updated)]);
+        assert_eq!(
+            lineage_of(store, kind, 5).await,
+            lineage(&t.second, &t.first, 9, linked)
+        );
+    }
+
+    /// Activity writes refuse unknown people, instances and batches and row numbers below 1, with named errors;
+    /// a refused write leaves nothing.
+    pub async fn activity_writes_name_their_errors(store: &Store) {
+        let t = Import::store(store).await;
+        let stranger = UserId::stable(&Email::parse("stranger@example.com").expect("email"));
+        let ok = session(&t, 1, "S-1", "good", None, source(&t.first, 1));
+        let cases = [
+            (
+                "unknown participant",
+                SessionWrite {
+                    participant_id: stranger,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "unknown volunteer",
+                SessionWrite {
+                    volunteer_id: stranger,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "unknown instance",
+                SessionWrite {
+                    program_instance_id: Some(InstanceId(Uuid::from_u128(9))),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "unknown batch",
+                SessionWrite {
+                    source: RowSource {
+                        batch_id: BatchId(Uuid::from_u128(9)),
+                        source_row_number: 1,
+                    },
+                    ..ok.clone()
+                },
+            ),
+            (
+                "row 0",
+                SessionWrite {
+                    source: source(&t.first, 0),
+                    ..ok.clone()
+                },
+            ),
+        ];
+        let mut out = String::new();
+        for (label, row) in cases {
+            let r = in_unit!(store, u => u.upsert_sessions(std::slice::from_ref(&row)));
+            writeln!(out, "{label}: {}", r.err().map_or("ok", |e| error_name(&e))).expect("write");
+        }
+        let bad_match = MatchWrite {
+            key: MatchKey {
+                buddy_id: stranger,
+                ..buddy_match(
+                    &t,
+                    2,
+                    "2024-10-01T09:00:00Z",
+                    "Oslo",
+                    None,
+                    source(&t.first, 1),
+                )
+                .key
+            },
+            ..buddy_match(
+                &t,
+                2,
+                "2024-10-01T09:00:00Z",
+                "Oslo",
+                None,
+                source(&t.first, 1),
+            )
+        };
+        let r = in_unit!(store, u => u.upsert_matches(&[bad_match]));
+        writeln!(
+            out,
+            "unknown buddy: {}",
+            r.err().map_or("ok", |e| error_name(&e))
+        )
+        .expect("write");
+        let mut bad_completion = completion(&t, 3, "ML-1", 100, None, source(&t.first, 1));
+        bad_completion.key.user_id = stranger;
+        let r = in_unit!(store, u => u.upsert_completions(&[bad_completion]));
+        writeln!(
+            out,
+            "unknown learner: {}",
+            r.err().map_or("ok", |e| error_name(&e))
+        )
+        .expect("write");
+        expect![[r#"
+            unknown participant: MissingReference
+            unknown volunteer: MissingReference
+            unknown instance: MissingReference
+            unknown batch: MissingReference
+            row 0: Invalid
+            unknown buddy: MissingReference
+            unknown learner: MissingReference
+        "#]]
+        .assert_eq(&out);
+        for kind in ActivityKind::ALL {
+            assert_eq!(store.count_activities(*kind).await.expect("count"), 0);
+        }
+    }
+
+    /// A user of the users export, written by `from` at a fixed time.
+    pub fn user_write(user: &User, from: RowSource) -> UserWrite {
+        UserWrite {
+            user: user.clone(),
+            created_at: at("2023-12-14T00:00:00Z"),
+            source: from,
+            now: at("2024-06-01T10:00:00Z"),
+        }
+    }
+
+    /// The users export: upserts by email (an existing user keeps its id), ensures the `kintell` external id with
+    /// the write's lineage, and rewrites that lineage only when the user is inserted or changed.
+    pub async fn user_rows_are_upserted_by_email_with_their_lineage(store: &Store) {
+        use RowOutcome::*;
+        let t = Import::store(store).await;
+        let marta = User {
+            role: UserRole::Participant,
+            ..user("marta@example.com", None)
+        };
+        let petro = user("petro@acme.example", Some(&t.seed.acme));
+        let anna = t.seed.anna.clone();
+        let first = [
+            user_write(&marta, source(&t.first, 1)),
+            user_write(&petro, source(&t.first, 2)),
+            user_write(&anna, source(&t.first, 3)),
+        ];
+        let w = in_unit!(store, u => u.upsert_user_rows(&first)).expect("first import");
+        let id = |u: &User| u.id.uuid();
+        assert_eq!(
+            w,
+            [
+                Written {
+                    id: id(&marta),
+                    outcome: Inserted
+                },
+                Written {
+                    id: id(&petro),
+                    outcome: Inserted
+                },
+                // Stored by the catalogue with the same values: unchanged, but its external id is ensured.
+                Written {
+                    id: id(&anna),
+                    outcome: Unchanged
+                },
+            ]
+        );
+        let emails = [
+            marta.email.clone(),
+            petro.email.clone(),
+            anna.email.clone(),
+            Email::parse("nobody@example.com").expect("email"),
+            t.olena.email.clone(),
+        ];
+        let found = in_unit!(store, u => u.stored_user_sources(&emails)).expect("sources");
+        let source_row = |u: &User, b: &BatchRecord, row| StoredRow {
+            id: id(u),
+            batch_id: Some(b.id),
+            source_row_number: Some(row),
+        };
+        // Olena has no external id: she was never in the users export.
+        assert_eq!(
+            sorted(found),
+            sorted(vec![
+                (marta.email.clone(), source_row(&marta, &t.first, 1)),
+                (petro.email.clone(), source_row(&petro, &t.first, 2)),
+                (anna.email.clone(), source_row(&anna, &t.first, 3)),
+            ])
+        );
+
+        let petro2 = User {
+            tags: Tags::from_raw(["refugees", "tech"]),
+            ..petro.clone()
+        };
+        // A stored user keeps its id, whatever id the write carries.
+        let anna2 = User {
+            id: UserId(Uuid::from_u128(77)),
+            last_name: Some(PersonName::parse("Kowalska").expect("name")),
+            ..anna.clone()
+        };
+        let second = [
+            user_write(&marta, source(&t.second, 1)),
+            user_write(&petro2, source(&t.second, 7)),
+            user_write(&anna2, source(&t.second, 8)),
+        ];
+        let w = in_unit!(store, u => u.upsert_user_rows(&second)).expect("second import");
+        assert_eq!(
+            w,
+            [
+                Written {
+                    id: id(&marta),
+                    outcome: Unchanged
+                },
+                Written {
+                    id: id(&petro),
+                    outcome: Updated
+                },
+                Written {
+                    id: id(&anna),
+                    outcome: Updated
+                },
+            ]
+        );
+        let found = in_unit!(store, u => u.stored_user_sources(&emails[..3])).expect("sources");
+        assert_eq!(
+            sorted(found),
+            sorted(vec![
+                (marta.email.clone(), source_row(&marta, &t.first, 1)),
+                (petro.email.clone(), source_row(&petro, &t.second, 7)),
+                (anna.email.clone(), source_row(&anna, &t.second, 8)),
+            ])
+        );
+        assert_eq!(
+            store.user_by_email(&petro.email).await.expect("petro"),
+            Some(petro2)
+        );
+        assert_eq!(
+            store.user_by_email(&anna.email).await.expect("anna"),
+            Some(User {
+                id: anna.id,
+                ..anna2
+            })
+        );
+        assert_eq!(store.count_users().await.expect("count"), 4);
+    }
+
+    /// The users export refuses an unknown company, and an external id held by another user, with named errors.
+    pub async fn user_rows_name_their_errors(store: &Store) {
+        let t = Import::store(store).await;
+        let marta = user("marta@example.com", None);
+        let ghost = company("ghost");
+        let r = in_unit!(store, u => u.upsert_user_rows(&[user_write(&User { company_id: Some(ghost.id), ..marta.clone() }, source(&t.first, 1))]));
+        assert_eq!(r.err().map(|e| error_name(&e)), Some("MissingReference"));
+        in_unit!(store, u => u.upsert_user_rows(&[user_write(&marta, source(&t.first, 1))]))
+            .expect("marta");
+        // Marta's address changes in the catalogue; her external id still names the old one.
+        let renamed = User {
+            email: Email::parse("marta.new@example.com").expect("email"),
+            ..marta.clone()
+        };
+        commit(store, &[Write::Users(vec![renamed])])
+            .await
+            .expect("rename");
+        let newcomer = User {
+            id: UserId(Uuid::from_u128(99)),
+            ..marta.clone()
+        };
+        let r = in_unit!(store, u => u.upsert_user_rows(&[user_write(&newcomer, source(&t.second, 1))]));
+        match r {
+            Err(StoreError::Duplicate { constraint }) => {
+                assert_eq!(constraint, "user_external_ids_provider_external_id_key");
+            }
+            other => panic!("expected Duplicate, got {other:?}"),
+        }
+        assert_eq!(store.user_by_email(&marta.email).await.expect("read"), None);
+    }
+
+    /// An enrolment of `user` in the seed's instance.
+    fn enrolment(
+        t: &Import,
+        id: u128,
+        user: &User,
+        role: EnrollmentRole,
+        when: &str,
+    ) -> Enrollment {
+        Enrollment {
+            id: Uuid::from_u128(id),
+            user_id: user.id,
+            program_instance_id: t.seed.instance.id,
+            program_type: t.seed.instance.program_type,
+            role,
+            enrolled_at: at(when),
+        }
+    }
+
+    /// Enrolments are idempotent on (user, instance, role): a later time changes nothing, an earlier one is
+    /// taken; repeated keys in one call count as if written one after another.
+    pub async fn enrolments_are_idempotent_and_keep_the_earliest_time(store: &Store) {
+        use EnrollmentRole::{Participant, Volunteer};
+        let t = Import::store(store).await;
+        let (olena, anna) = (&t.olena, &t.seed.anna);
+        let calls = [
+            (
+                "first",
+                vec![
+                    enrolment(&t, 1, olena, Participant, "2024-10-03T00:00:00Z"),
+                    enrolment(&t, 2, anna, Volunteer, "2024-10-03T00:00:00Z"),
+                ],
+            ),
+            (
+                "later",
+                vec![
+                    enrolment(&t, 3, olena, Participant, "2024-10-05T00:00:00Z"),
+                    enrolment(&t, 4, anna, Volunteer, "2024-10-03T00:00:00Z"),
+                ],
+            ),
+            (
+                "earlier",
+                vec![enrolment(&t, 5, olena, Participant, "2024-10-01T00:00:00Z")],
+            ),
+            (
+                "between",
+                vec![enrolment(&t, 6, olena, Participant, "2024-10-02T00:00:00Z")],
+            ),
+            (
+                "repeated",
+                vec![
+                    enrolment(&t, 7, anna, Volunteer, "2024-10-02T00:00:00Z"),
+                    enrolment(&t, 8, anna, Volunteer, "2024-09-30T00:00:00Z"),
+                    enrolment(&t, 9, anna, Volunteer, "2024-10-10T00:00:00Z"),
+                    enrolment(&t, 10, olena, Volunteer, "2024-10-04T00:00:00Z"),
+                ],
+            ),
+            (
+                "after all that",
+                vec![
+                    enrolment(&t, 11, anna, Volunteer, "2024-09-30T00:00:00Z"),
+                    enrolment(&t, 12, olena, Participant, "2024-10-01T00:00:00Z"),
+                ],
+            ),
+        ];
+        let mut out = String::new();
+        for (label, rows) in &calls {
+            let c = in_unit!(store, u => u.upsert_enrollments(rows)).expect("enrol");
+            writeln!(out, "{label}: {}", counts(&c)).expect("write");
+        }
+        let stranger = User {
+            id: UserId(Uuid::from_u128(9)),
+            ..t.olena.clone()
+        };
+        let r = in_unit!(store, u => u.upsert_enrollments(&[enrolment(&t, 20, &stranger, Participant, "2024-10-01T00:00:00Z")]));
+        writeln!(
+            out,
+            "unknown user: {}",
+            r.err().map_or("ok", |e| error_name(&e))
+        )
+        .expect("write");
+        let nowhere = Enrollment {
+            program_instance_id: InstanceId(Uuid::from_u128(9)),
+            ..enrolment(&t, 21, olena, Participant, "2024-10-01T00:00:00Z")
+        };
+        let r = in_unit!(store, u => u.upsert_enrollments(&[nowhere]));
+        writeln!(
+            out,
+            "unknown instance: {}",
+            r.err().map_or("ok", |e| error_name(&e))
+        )
+        .expect("write");
+        expect![[r#"
+            first: 2 inserted, 0 updated, 0 unchanged
+            later: 0 inserted, 0 updated, 2 unchanged
+            earlier: 0 inserted, 1 updated, 0 unchanged
+            between: 0 inserted, 0 updated, 1 unchanged
+            repeated: 1 inserted, 2 updated, 1 unchanged
+            after all that: 0 inserted, 0 updated, 2 unchanged
+            unknown user: MissingReference
+            unknown instance: MissingReference
+        "#]]
+        .assert_eq(&out);
+    }
+
+    /// A row error of `batch`.
+    pub fn row_error(batch: &BatchRecord, row: i64, code: &str) -> RowErrorRecord {
+        RowErrorRecord {
+            batch_id: batch.id,
+            row_number: row,
+            line_number: row + 1,
+            code: code.to_owned(),
+            field: Some("participant_email".to_owned()),
+            message: format!("row {row}: {code}"),
+            details: Some(
+                json!([{"code": code, "field": "participant_email", "message": "no such user"}]),
+            ),
+            raw_record: json!(["S-1", "nobody@example.com", ""]),
+        }
+    }
+
+    /// Row errors are rewritten, never duplicated (the last of a call wins), and read back by row number in
+    /// pages; an unknown batch and a row number below 1 are named errors.
+    pub async fn row_errors_are_rewritten_and_paged(store: &Store) {
+        let t = Import::store(store).await;
+        let rows = [
+            row_error(&t.first, 3, "unknown_user"),
+            row_error(&t.first, 1, "missing_field"),
+            row_error(&t.second, 1, "invalid_enum"),
+            row_error(&t.first, 2, "unknown_user"),
+        ];
+        in_unit!(store, u => u.put_row_errors(&rows)).expect("first pass");
+        let rewritten = RowErrorRecord {
+            field: None,
+            details: None,
+            ..row_error(&t.first, 2, "duplicate_in_file")
+        };
+        let again = [row_error(&t.first, 2, "unknown_user"), rewritten.clone()];
+        in_unit!(store, u => u.put_row_errors(&again)).expect("resume");
+        let page = |after, limit| store.row_errors(t.first.id, after, limit);
+        assert_eq!(
+            page(0, 10).await.expect("all"),
+            [rows[1].clone(), rewritten.clone(), rows[0].clone()]
+        );
+        assert_eq!(
+            page(0, 2).await.expect("page 1"),
+            [rows[1].clone(), rewritten]
+        );
+        assert_eq!(page(2, 2).await.expect("page 2"), [rows[0].clone()]);
+        assert_eq!(page(3, 2).await.expect("page 3"), []);
+        assert_eq!(
+            store.row_errors(t.second.id, 0, 10).await.expect("second"),
+            [rows[2].clone()]
+        );
+        assert_eq!(
+            store
+                .row_errors(BatchId(Uuid::from_u128(9)), 0, 10)
+                .await
+                .expect("none"),
+            []
+        );
+        let orphan = RowErrorRecord {
+            batch_id: BatchId(Uuid::from_u128(9)),
+            ..row_error(&t.first, 1, "x")
+        };
+        let r = in_unit!(store, u => u.put_row_errors(&[orphan]));
+        assert_eq!(r.err().map(|e| error_name(&e)), Some("MissingReference"));
+        let r = in_unit!(store, u => u.put_row_errors(&[row_error(&t.first, 0, "x")]));
+        assert_eq!(r.err().map(|e| error_name(&e)), Some("Invalid"));
+    }
+
+    /// The batch that creates a legacy batch: whatever it names, the legacy marks are forced.
+    pub fn legacy_new_batch(n: u128, created_at: &str) -> NewBatch {
+        NewBatch {
+            file_name: "whatever.csv".to_owned(),
+            import_method: ImportMethod::CsvUpload,
+            format: "kintell-sessions".to_owned(),
+            file_hash: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                .to_owned(),
+            total_rows: 0,
+            ..new_batch(n, "legacy", "", created_at)
+        }
+    }
+
+    /// Legacy adoption creates one completed legacy batch per table and is idempotent; rows written by imports
+    /// have a batch and are never adopted.
+    pub async fn legacy_adoption_is_idempotent(store: &Store) {
+        let t = Import::store(store).await;
+        in_unit!(store, u => u.upsert_sessions(&[session(&t, 1, "S-1", "good", None, source(&t.first, 1))]))
+            .expect("an imported session");
+        let kind = ActivityKind::KintellSession;
+        let (legacy, adopted) = store
+            .adopt_legacy(kind, &legacy_new_batch(10, "2024-07-01T00:00:00Z"))
+            .await
+            .expect("adopt");
+        assert_eq!(adopted, 0);
+        assert_eq!(
+            (
+                legacy.id,
+                legacy.file_name.as_str(),
+                legacy.import_method,
+                legacy.format.as_str(),
+                legacy.entity_kind,
+                legacy.status,
+            ),
+            (
+                BatchId(Uuid::from_u128(10)),
+                "legacy_import",
+                ImportMethod::Legacy,
+                "legacy",
+                EntityKind::KintellSessions,
+                BatchStatus::Completed,
+            )
+        );
+        assert_eq!(
+            (
+                legacy.total_rows,
+                legacy.success_rows,
+                legacy.inserted_rows,
+                legacy.last_processed_row
+            ),
+            (0, 0, 0, 0)
+        );
+        assert_eq!(
+            store.get_batch(legacy.id).await.expect("get"),
+            Some(legacy.clone())
+        );
+        let (again, adopted) = store
+            .adopt_legacy(kind, &legacy_new_batch(11, "2024-07-02T00:00:00Z"))
+            .await
+            .expect("adopt again");
+        assert_eq!((again, adopted), (legacy.clone(), 0));
+        assert_eq!(
+            store
+                .get_batch(BatchId(Uuid::from_u128(11)))
+                .await
+                .expect("get"),
+            None
+        );
+        let (matches, _) = store
+            .adopt_legacy(
+                ActivityKind::BuddyMatch,
+                &legacy_new_batch(12, "2024-07-03T00:00:00Z"),
+            )
+            .await
+            .expect("adopt matches");
+        assert_eq!(
+            (matches.id, matches.entity_kind),
+            (BatchId(Uuid::from_u128(12)), EntityKind::BuddyMatches)
+        );
+        assert_eq!(
+            lineage_of(store, kind, 1).await,
+            lineage(&t.first, &t.first, 1, None)
+        );
+    }
+
+    /// Calls too large for one statement's bind parameters are split, and every row still gets its own id,
+    /// outcome and look-up answer: 3000 sessions (22 parameters a row, look-up included) exceed both backends'
+    /// limits, 3000 users (12 a row) SQLite's.
+    pub async fn large_calls_keep_every_rows_outcome(store: &Store) {
+        use RowOutcome::*;
+        let t = Import::store(store).await;
+        let n: u128 = 3000;
+        let row = |i: u128| i64::try_from(i + 1).expect("small");
+        let first: Vec<SessionWrite> = (0..n)
+            .map(|i| {
+                session(
+                    &t,
+                    100 + i,
+                    &format!("S-{i}"),
+                    "good",
+                    None,
+                    source(&t.first, row(i)),
+                )
+            })
+            .collect();
+        let w = in_unit!(store, u => u.upsert_sessions(&first)).expect("first import");
+        let want: Vec<Written> = (0..n).map(|i| written(100 + i, Inserted)).collect();
+        assert_eq!(w, want);
+        let feedback = |i: u128| {
+            if i.is_multiple_of(2) {
+                "good"
+            } else {
+                "better"
+            }
+        };
+        let second: Vec<SessionWrite> = (0..n)
+            .map(|i| {
+                session(
+                    &t,
+                    10_000 + i,
+                    &format!("S-{i}"),
+                    feedback(i),
+                    None,
+                    source(&t.second, row(i)),
+                )
+            })
+            .collect();
+        let w = in_unit!(store, u => u.upsert_sessions(&second)).expect("second import");
+        let want: Vec<Written> = (0..n)
+            .map(|i| {
+                written(
+                    100 + i,
+                    if i.is_multiple_of(2) {
+                        Unchanged
+                    } else {
+                        Updated
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(w, want);
+        let ids: Vec<SessionId> = second.iter().map(|s| s.row.session_id.clone()).collect();
+        let found = in_unit!(store, u => u.stored_sessions(&ids)).expect("look-up");
+        let found: std::collections::HashMap<SessionId, StoredRow> = found.into_iter().collect();
+        assert_eq!(found.len(), ids.len());
+        for (i, id) in (0..n).zip(&ids) {
+            let batch = if i.is_multiple_of(2) {
+                &t.first
+            } else {
+                &t.second
+            };
+            assert_eq!(
+                found.get(id),
+                Some(&stored(100 + i, batch, row(i))),
+                "{id:?}"
+            );
+        }
+
+        let users: Vec<UserWrite> = (0..n)
+            .map(|i| {
+                user_write(
+                    &user(&format!("u{i}@example.com"), None),
+                    source(&t.first, row(i)),
+                )
+            })
+            .collect();
+        let w = in_unit!(store, u => u.upsert_user_rows(&users)).expect("users");
+        let want: Vec<Written> = users
+            .iter()
+            .map(|u| Written {
+                id: u.user.id.uuid(),
+                outcome: Inserted,
+            })
+            .collect();
+        assert_eq!(w, want);
+        let emails: Vec<Email> = users.iter().map(|u| u.user.email.clone()).collect();
+        let found = in_unit!(store, u => u.stored_user_sources(&emails)).expect("sources");
+        let found: std::collections::HashMap<Email, StoredRow> = found.into_iter().collect();
+        assert_eq!(found.len(), emails.len());
+        for (u, i) in users.iter().zip(0..n) {
+            assert_eq!(
+                found
+                    .get(&u.user.email)
+                    .map(|s| (s.id, s.source_row_number)),
+                Some((u.user.id.uuid(), Some(row(i))))
+            );
+        }
+    }
+
+    /// Every new write of a unit is discarded by a rollback, by a failed later write, and by dropping the unit;
+    /// the unit's own look-ups see its writes before it commits.
+    pub async fn import_writes_are_all_or_nothing(store: &Store) {
+        let t = Import::store(store).await;
+        let marta = user("marta@example.com", None);
+        let s = session(
+            &t,
+            1,
+            "S-1",
+            "good",
+            Some(&t.seed.instance),
+            source(&t.first, 1),
+        );
+        let m = buddy_match(
+            &t,
+            2,
+            "2024-10-01T09:00:00Z",
+            "Oslo",
+            None,
+            source(&t.first, 2),
+        );
+        let c = completion(&t, 3, "ML-1", 9000, None, source(&t.first, 3));
+        let e = enrolment(
+            &t,
+            4,
+            &t.olena,
+            EnrollmentRole::Participant,
+            "2024-10-02T00:00:00Z",
+        );
+        let err = row_error(&t.first, 5, "unknown_user");
+        for ending in ["rollback", "failed write", "drop"] {
+            let mut unit = store.begin().await.expect("begin");
+            unit.upsert_user_rows(&[user_write(&marta, source(&t.first, 6))])
+                .await
+                .expect("user");
+            unit.upsert_sessions(std::slice::from_ref(&s))
+                .await
+                .expect("session");
+            unit.upsert_matches(std::slice::from_ref(&m))
+                .await
+                .expect("match");
+            unit.upsert_completions(std::slice::from_ref(&c))
+                .await
+                .expect("completion");
+            unit.upsert_enrollments(&[e]).await.expect("enrolment");
+            unit.put_row_errors(std::slice::from_ref(&err))
+                .await
+                .expect("row error");
+            let seen = unit
+                .stored_sessions(std::slice::from_ref(&s.row.session_id))
+                .await
+                .expect("look-up");
+            assert_eq!(seen, [(s.row.session_id.clone(), stored(1, &t.first, 1))]);
+            let seen = unit
+                .stored_user_sources(std::slice::from_ref(&marta.email))
+                .await
+                .expect("look-up");
+            assert_eq!(seen.len(), 1);
+            match ending {
+                "rollback" => unit.rollback().await.expect("rollback"),
+                "failed write" => {
+                    let bad = SessionWrite {
+                        volunteer_id: UserId(Uuid::from_u128(9)),
+                        ..session(&t, 7, "S-2", "x", None, source(&t.first, 7))
+                    };
+                    let r = unit.upsert_sessions(&[bad]).await;
+                    assert_eq!(r.err().map(|e| error_name(&e)), Some("MissingReference"));
+                    unit.rollback().await.expect("rollback");
+                }
+                _ => drop(unit),
+            }
+            for kind in ActivityKind::ALL {
+                assert_eq!(
+                    store.count_activities(*kind).await.expect("count"),
+                    0,
+                    "{ending}"
+                );
+            }
+            assert_eq!(
+                store.user_by_email(&marta.email).await.expect("read"),
+                None,
+                "{ending}"
+            );
+            assert_eq!(
+                store.row_errors(t.first.id, 0, 10).await.expect("read"),
+                [],
+                "{ending}"
+            );
+            // The enrolment is new again (probed in a unit that is rolled back).
+            let mut probe = store.begin().await.expect("begin");
+            let again = probe.upsert_enrollments(&[e]).await.expect("enrol");
+            assert_eq!(again.inserted, 1, "{ending}: the enrolment was kept");
+            probe.rollback().await.expect("rollback");
+        }
+    }
 }
 
 /// What only the SQL stores can get wrong: values a database holds that do not parse, text timestamps that must
 /// order chronologically, and conditions that must hold in SQL rather than in a read-then-write race.
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod sql {
-    use super::contract::{Seed, Write, association, at, commit, error_name, new_batch, running};
+    use super::contract::{
+        Seed, Write, association, at, commit, error_name, legacy_new_batch, new_batch, running,
+    };
     use crate::support;
-    use kintell_ingest::domain::{ActivityId, ActivityKind, ActivityLineage, BatchId, Decision};
+    use kintell_ingest::domain::{
+        ActivityId, ActivityKind, ActivityLineage, BatchId, BatchStatus, Decision, EntityKind,
+    };
     use kintell_ingest::ports::{BatchFilter, BatchGuard, UpsertCounts};
     use kintell_ingest::store::{Database, Store};
     use std::time::{Duration, Instant};
@@ -1764,8 +2953,8 @@ mod sql {
         raw_with(store, sql, &[id]).await;
     }
 
-    /// Activity counts and lineage read what the activity tables hold (no port writes them yet, so the row is
-    /// written by hand, the same text on both backends).
+    /// Activity counts and lineage read what the activity tables hold, whoever wrote it (here a row written by
+    /// hand, the same text on both backends).
     async fn activity_counts_and_lineage_read_the_tables(store: &Store) {
         let s = Seed::store(store).await;
         let participant = super::contract::user("olena@example.com", None);
@@ -1815,6 +3004,112 @@ mod sql {
                 .await
                 .expect("lineage"),
             None
+        );
+    }
+
+    /// Rows that predate batches (written by hand, `batch_id` NULL) are adopted by the legacy batch of their
+    /// table: batch and first batch set, counters equal to the rows adopted; a second run adopts nothing, and a
+    /// run after more such rows appear adds them to the same batch.
+    async fn legacy_rows_are_adopted_once(store: &Store) {
+        let s = Seed::store(store).await;
+        let olena = super::contract::user("olena@example.com", None);
+        commit(store, &[Write::Users(vec![olena.clone()])])
+            .await
+            .expect("participant");
+        let (one, two, three) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        raw_with(
+            store,
+            "INSERT INTO kintell_sessions (id, external_session_id, session_type, participant_id, volunteer_id) \
+             VALUES ($1, 'legacy-1', 'mentorship', $2, $3), ($4, 'legacy-2', 'language', $2, $3)",
+            &[one, olena.id.uuid(), s.anna.id.uuid(), two],
+        )
+        .await;
+        let kind = ActivityKind::KintellSession;
+        let (legacy, adopted) = store
+            .adopt_legacy(kind, &legacy_new_batch(10, "2024-07-01T00:00:00Z"))
+            .await
+            .expect("adopt");
+        assert_eq!(adopted, 2);
+        assert_eq!(
+            (
+                legacy.status,
+                legacy.total_rows,
+                legacy.success_rows,
+                legacy.inserted_rows,
+                legacy.last_processed_row,
+                legacy.updated_rows,
+                legacy.error_rows,
+                legacy.skipped_rows,
+            ),
+            (BatchStatus::Completed, 2, 2, 2, 2, 0, 0, 0)
+        );
+        assert_eq!(
+            store.get_batch(legacy.id).await.expect("get"),
+            Some(legacy.clone())
+        );
+        let adopted_lineage = Some(ActivityLineage {
+            batch_id: Some(legacy.id),
+            first_batch_id: Some(legacy.id),
+            source_row_number: None,
+            program_instance_id: None,
+        });
+        for id in [one, two] {
+            assert_eq!(
+                store
+                    .activity_lineage(kind, ActivityId(id))
+                    .await
+                    .expect("lineage"),
+                adopted_lineage
+            );
+        }
+        let (again, adopted) = store
+            .adopt_legacy(kind, &legacy_new_batch(11, "2024-07-02T00:00:00Z"))
+            .await
+            .expect("adopt again");
+        assert_eq!((&again, adopted), (&legacy, 0));
+
+        raw_with(
+            store,
+            "INSERT INTO kintell_sessions (id, external_session_id, session_type, participant_id, volunteer_id) \
+             VALUES ($1, 'legacy-3', 'mentorship', $2, $3)",
+            &[three, olena.id.uuid(), s.anna.id.uuid()],
+        )
+        .await;
+        let (grown, adopted) = store
+            .adopt_legacy(kind, &legacy_new_batch(12, "2024-07-03T00:00:00Z"))
+            .await
+            .expect("adopt the newcomer");
+        assert_eq!(adopted, 1);
+        assert_eq!(
+            (
+                grown.id,
+                grown.total_rows,
+                grown.success_rows,
+                grown.inserted_rows,
+                grown.last_processed_row
+            ),
+            (legacy.id, 3, 3, 3, 3)
+        );
+        assert_eq!(grown.updated_at, at("2024-07-03T00:00:00Z"));
+        assert_eq!(grown.created_at, legacy.created_at);
+        assert_eq!(store.get_batch(legacy.id).await.expect("get"), Some(grown));
+        assert_eq!(
+            store
+                .activity_lineage(kind, ActivityId(three))
+                .await
+                .expect("lineage"),
+            adopted_lineage
+        );
+        let (matches, adopted) = store
+            .adopt_legacy(
+                ActivityKind::BuddyMatch,
+                &legacy_new_batch(13, "2024-07-03T00:00:00Z"),
+            )
+            .await
+            .expect("adopt matches");
+        assert_eq!(
+            (matches.entity_kind, matches.total_rows, adopted),
+            (EntityKind::BuddyMatches, 0, 0)
         );
     }
 
@@ -2036,6 +3331,19 @@ mod sql {
             open_pg("postgres_corrupt_values_name_their_table_and_column").await
         {
             corrupt_values_name_their_table_and_column(&store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_legacy_rows_are_adopted_once() {
+        let (store, _db) = open_sqlite().await;
+        legacy_rows_are_adopted_once(&store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_legacy_rows_are_adopted_once() {
+        if let Some((store, _db)) = open_pg("postgres_legacy_rows_are_adopted_once").await {
+            legacy_rows_are_adopted_once(&store).await;
         }
     }
 

@@ -5,8 +5,16 @@
 //! timestamps and JSON are bound, the bind-parameter limit and how an upsert tells inserted rows from updated
 //! ones. Every write of many rows is one multi-row statement per call, split only where the backend's
 //! bind-parameter limit (or a key repeated within the call) forces it.
+//!
+//! The import's keyed writes (activities, users of the users export, enrolments) must also say, per row, which id
+//! it has and whether it was inserted, changed or left alone. Each joins its keys, as a `VALUES` list carrying the
+//! input position, to the table to find the rows as they were, and upserts with `RETURNING "id"` the rows it
+//! inserted or changed (the `DO UPDATE … WHERE` skips unchanged ones). On PostgreSQL both are one statement (the
+//! upsert in a `WITH`, whose main query reads the snapshot from before it); on SQLite, which allows no writes in
+//! `WITH`, the look-up runs just before the upsert in the same transaction.
 
 mod query;
+mod review;
 mod rows;
 
 #[cfg(feature = "postgres")]
@@ -21,15 +29,21 @@ pub use sqlite::SqliteStore;
 
 use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
-    BeneficiaryGroup, Campaign, Company, Email, EntityKind, InstanceId, Key, NewBatch,
-    ProgramInstance, ProgramSlug, User,
+    BeneficiaryGroup, Campaign, Company, CompletionKey, CompletionWrite, Email, Enrollment,
+    EnrollmentRole, EntityKind, InstanceId, Key, MatchKey, MatchWrite, NewBatch, ProgramInstance,
+    ProgramSlug, RowErrorRecord, RowOutcome, SessionId, SessionWrite, StoredRow, User, UserId,
+    UserWrite, Written,
 };
 use crate::ports::{
     BatchFilter, BatchGuard, CatalogData, StoreError, StoreResult, UnitOfWork, UpsertCounts,
 };
+use crate::store::lineage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, QueryBuilder, QueryStatementBuilder, Value, Values};
+use sea_query::{Expr, QueryBuilder, QueryStatementBuilder, SelectStatement, Value, Values};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::ops::DerefMut;
 
 pub(crate) use rows::SqlRow;
@@ -65,6 +79,18 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// An expression true for a row an upsert inserted and false for one it updated, usable in `RETURNING`;
     /// `None` when the backend has none and the existing keys are counted before the upsert instead.
     fn inserted_marker() -> Option<Expr>;
+
+    /// Whether a data-modifying statement may stand in a `WITH` clause, so that the look-up of the rows a write
+    /// finds and the write itself are one statement; otherwise the look-up runs just before the write, in the same
+    /// transaction.
+    const WRITES_IN_CTE: bool;
+
+    /// An exact decimal (rendered with two fraction digits, e.g. `0.75`) as bound to a `NUMERIC` column.
+    fn decimal(v: Option<String>) -> Expr;
+
+    /// A statement that serialises legacy adoptions of one table until the transaction ends (`key` names the
+    /// table); `None` when the transaction alone does (a writer that holds the database's only write lock).
+    fn exclusive_lock(key: i64) -> Option<SelectStatement>;
 
     /// Starts a transaction that will write.
     async fn begin(pool: &Self::Pool) -> Result<Self::Tx, sqlx::Error>;
@@ -257,6 +283,71 @@ impl<B: Backend> SqlStore<B> {
         Ok(saved)
     }
 
+    pub(crate) async fn row_errors(
+        &self,
+        batch: BatchId,
+        after_row: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RowErrorRecord>> {
+        let mut conn = self.acquire().await?;
+        let stmt = query::row_errors(batch, after_row, limit);
+        let rows = fetch::<B>(&mut conn, &stmt, "reading row errors").await?;
+        rows.iter().map(rows::row_error).collect()
+    }
+
+    /// One transaction: find (or create) the legacy batch, link the unlinked rows to it, grow its counters.
+    pub(crate) async fn adopt_legacy(
+        &self,
+        kind: ActivityKind,
+        new: &NewBatch,
+    ) -> StoreResult<(BatchRecord, u64)> {
+        let doing = "adopting legacy rows";
+        let mut tx = self.begin().await?;
+        if let Some(lock) = B::exclusive_lock(legacy_lock_key(kind)) {
+            execute::<B>(&mut tx, &lock, doing).await?;
+        }
+        let found = fetch::<B>(
+            &mut tx,
+            &query::legacy_batch(lineage::entity_of(kind)),
+            doing,
+        )
+        .await?;
+        let (stored, now) = match found.first().map(rows::batch).transpose()? {
+            Some(batch) => (batch, new.created_at),
+            None => {
+                let batch = lineage::new_legacy_batch(new, kind, 0);
+                execute::<B>(&mut tx, &query::insert_batch_record::<B>(&batch)?, doing).await?;
+                let created = batch.updated_at;
+                (batch, created)
+            }
+        };
+        let table = query::activity_table(kind);
+        let adopted = execute::<B>(&mut tx, &query::adopt_rows(table, stored.id), doing).await?;
+        if adopted > 0 {
+            let count = i64::try_from(adopted).map_err(|e| StoreError::Backend {
+                message: doing.to_owned(),
+                source: Box::new(e),
+            })?;
+            let grown = lineage::grown_legacy_batch(stored.clone(), count, now);
+            if !save_batch::<B>(&mut tx, &grown, &BatchGuard::of(&stored)).await? {
+                return Err(StoreError::Corrupt {
+                    what: "ingestion_batches: the legacy batch changed under its lock".to_owned(),
+                });
+            }
+        }
+        let batch = fetch::<B>(&mut tx, &query::batch_by_id(stored.id), doing).await?;
+        let batch = match batch.first() {
+            Some(row) => rows::batch(row)?,
+            None => {
+                return Err(StoreError::Corrupt {
+                    what: "ingestion_batches: the legacy batch vanished".to_owned(),
+                });
+            }
+        };
+        Self::commit(tx).await?;
+        Ok((batch, adopted))
+    }
+
     // --- ActivityRepository ----------------------------------------------------------------------------------
 
     pub(crate) async fn count_activities(&self, kind: ActivityKind) -> StoreResult<u64> {
@@ -354,6 +445,30 @@ impl<B: Backend> SqlStore<B> {
         let stmt = query::by_id(query::ASSOCIATIONS, id.uuid());
         let rows = fetch::<B>(&mut conn, &stmt, "reading an association").await?;
         rows.first().map(rows::association).transpose()
+    }
+
+    pub(crate) async fn list_reviews(
+        &self,
+        filter: &crate::ports::ReviewFilter,
+    ) -> StoreResult<Vec<crate::ports::ReviewItem>> {
+        let mut tx = B::begin_read(&self.pool)
+            .await
+            .map_err(|e| translate::<B>(e, "starting a transaction"))?;
+        let items = review::list_reviews::<B>(&mut tx, filter).await?;
+        Self::commit(tx).await?;
+        Ok(items)
+    }
+
+    pub(crate) async fn campaign_counts(
+        &self,
+        company: Option<crate::domain::CompanyId>,
+    ) -> StoreResult<crate::ports::CampaignCounts> {
+        let mut tx = B::begin_read(&self.pool)
+            .await
+            .map_err(|e| translate::<B>(e, "starting a transaction"))?;
+        let counts = review::campaign_counts::<B>(&mut tx, company).await?;
+        Self::commit(tx).await?;
+        Ok(counts)
     }
 
     pub(crate) async fn association_for(
@@ -457,6 +572,139 @@ impl<B: Backend> SqlUnit<B> {
     ) -> StoreResult<UpsertCounts> {
         query::run_upsert::<B>(&mut self.tx, spec, rows).await
     }
+
+    /// Looks stored activities up by key (each key once), in as few statements as the bind limit allows.
+    async fn stored_activities<K: Clone + Eq + Hash>(
+        &mut self,
+        spec: &query::ActivitySpec,
+        keys: &[K],
+        encode: impl Fn(&K) -> Vec<Value>,
+    ) -> StoreResult<Vec<(K, StoredRow)>> {
+        let keys = distinct(keys);
+        let encoded: Vec<Vec<Value>> = keys.iter().map(encode).collect();
+        let per_statement = (B::MAX_BINDS / (encoded.first().map_or(1, Vec::len) + 1)).max(1);
+        let doing = format!("looking {} up by key", spec.table);
+        let mut found = Vec::new();
+        for (n, chunk) in encoded.chunks(per_statement).enumerate() {
+            let first = n * per_statement;
+            let lookup = spec.lookup(
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (position(first + i), k.as_slice())),
+            );
+            for row in fetch::<B>(&mut self.tx, &lookup.stmt, &doing).await? {
+                let (ord, stored) = rows::stored_activity(&row, spec.table)?;
+                found.push((at(&keys, ord, spec.table)?.clone(), stored));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Upserts activities, one statement (with its look-up) per chunk that the bind limit allows.
+    async fn upsert_activities(
+        &mut self,
+        spec: &query::ActivitySpec,
+        writes: Vec<query::KeyedWrite>,
+    ) -> StoreResult<Vec<Written>> {
+        let per_statement = (B::MAX_BINDS / spec.binds_per_row()).max(1);
+        let doing = format!("upserting {}", spec.table);
+        let mut written = Vec::with_capacity(writes.len());
+        for chunk in writes.chunks(per_statement) {
+            let lookup = spec.lookup(chunk.iter().map(|w| (w.ord, w.key.as_slice())));
+            let upsert = spec.upsert(chunk)?;
+            let (before, changed) =
+                query::write_with_lookup::<B>(&mut self.tx, spec.table, lookup, upsert, &doing)
+                    .await?;
+            let mut existed = HashMap::with_capacity(before.len());
+            for row in &before {
+                let (ord, stored) = rows::stored_activity(row, spec.table)?;
+                existed.insert(ord, stored.id);
+            }
+            for w in chunk {
+                written.push(outcome(
+                    w.id,
+                    existed.get(&w.ord).copied(),
+                    &changed,
+                    spec.table,
+                )?);
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// The keys in their first order, each once.
+fn distinct<K: Clone + Eq + Hash>(keys: &[K]) -> Vec<K> {
+    let mut seen = HashSet::with_capacity(keys.len());
+    keys.iter().filter(|k| seen.insert(*k)).cloned().collect()
+}
+
+/// The position of an input row, as a look-up carries it.
+fn position(i: usize) -> i64 {
+    i64::try_from(i).unwrap_or(i64::MAX)
+}
+
+/// The input item a look-up row's `ord` names.
+fn at<'a, K>(items: &'a [K], ord: i64, table: &'static str) -> StoreResult<&'a K> {
+    usize::try_from(ord)
+        .ok()
+        .and_then(|i| items.get(i))
+        .ok_or_else(|| StoreError::Corrupt {
+            what: format!("{table}: a look-up answered for input row {ord}, which does not exist"),
+        })
+}
+
+/// How a keyed write went for one row: `before` is the id of the row its key had before the write, `changed`
+/// the ids the write inserted or changed.
+fn outcome(
+    new_id: uuid::Uuid,
+    before: Option<uuid::Uuid>,
+    changed: &HashSet<uuid::Uuid>,
+    table: &'static str,
+) -> StoreResult<Written> {
+    match before {
+        Some(id) if changed.contains(&id) => Ok(Written {
+            id,
+            outcome: RowOutcome::Updated,
+        }),
+        Some(id) => Ok(Written {
+            id,
+            outcome: RowOutcome::Unchanged,
+        }),
+        None if changed.contains(&new_id) => Ok(Written {
+            id: new_id,
+            outcome: RowOutcome::Inserted,
+        }),
+        // PostgreSQL: another transaction committed the key after this statement's snapshot was taken, and the
+        // upsert found it unchanged; this snapshot cannot tell its id.
+        None => Err(StoreError::Backend {
+            message: format!("upserting {table}"),
+            source: "a concurrent transaction wrote a row of the same key; retry the unit of work"
+                .into(),
+        }),
+    }
+}
+
+/// What makes an enrolment unique.
+type EnrollmentKey = (UserId, InstanceId, EnrollmentRole);
+
+fn enrollment_key(e: &Enrollment) -> EnrollmentKey {
+    (e.user_id, e.program_instance_id, e.role)
+}
+
+/// The name of the external ids' unique key, as the schema names it.
+const EXTERNAL_ID_UNIQUE: &str = "user_external_ids_provider_external_id_key";
+
+/// The lock key that serialises legacy adoptions of one activity table.
+fn legacy_lock_key(kind: ActivityKind) -> i64 {
+    // "KINT" then the table's number.
+    0x4B49_4E54_0000_0000
+        + match kind {
+            ActivityKind::KintellSession => 1,
+            ActivityKind::BuddyMatch => 2,
+            ActivityKind::CourseCompletion => 3,
+        }
 }
 
 #[async_trait]
@@ -563,6 +811,253 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
         save_batch::<B>(&mut self.tx, batch, guard).await
     }
 
+    async fn instances_by_id(&mut self, ids: &[InstanceId]) -> StoreResult<Vec<ProgramInstance>> {
+        review::instances_by_id::<B>(&mut self.tx, ids).await
+    }
+
+    async fn association_by_id(&mut self, id: AssociationId) -> StoreResult<Option<Association>> {
+        review::association_by_id::<B>(&mut self.tx, id).await
+    }
+
+    async fn activity_summary(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+    ) -> StoreResult<Option<crate::ports::ActivitySummary>> {
+        review::activity_summary::<B>(&mut self.tx, kind, id).await
+    }
+
+    async fn set_activity_instance(
+        &mut self,
+        kind: ActivityKind,
+        id: ActivityId,
+        instance: Option<InstanceId>,
+    ) -> StoreResult<bool> {
+        review::set_activity_instance::<B>(&mut self.tx, kind, id, instance).await
+    }
+
+    async fn stored_sessions(
+        &mut self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<(SessionId, StoredRow)>> {
+        self.stored_activities(&query::SESSIONS, ids, query::session_key)
+            .await
+    }
+
+    async fn stored_matches(
+        &mut self,
+        keys: &[MatchKey],
+    ) -> StoreResult<Vec<(MatchKey, StoredRow)>> {
+        self.stored_activities(&query::MATCHES, keys, query::match_key::<B>)
+            .await
+    }
+
+    async fn stored_completions(
+        &mut self,
+        keys: &[CompletionKey],
+    ) -> StoreResult<Vec<(CompletionKey, StoredRow)>> {
+        self.stored_activities(&query::COMPLETIONS, keys, query::completion_key)
+            .await
+    }
+
+    async fn stored_user_sources(
+        &mut self,
+        emails: &[Email],
+    ) -> StoreResult<Vec<(Email, StoredRow)>> {
+        let emails = distinct(emails);
+        let encoded: Vec<Vec<Value>> = emails
+            .iter()
+            .map(|e| vec![Value::String(Some(e.as_str().to_owned()))])
+            .collect();
+        let per_statement = B::MAX_BINDS / 2;
+        let mut found = Vec::new();
+        for (n, chunk) in encoded.chunks(per_statement).enumerate() {
+            let first = n * per_statement;
+            let lookup = query::user_sources(
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (position(first + i), k.as_slice())),
+            );
+            let doing = "looking the sources of users up";
+            for row in fetch::<B>(&mut self.tx, &lookup.stmt, doing).await? {
+                let (ord, stored) = rows::stored_user_source(&row)?;
+                found.push((at(&emails, ord, "users")?.clone(), stored));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn upsert_sessions(&mut self, rows: &[SessionWrite]) -> StoreResult<Vec<Written>> {
+        let writes = rows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| query::session_write::<B>(position(i), w))
+            .collect();
+        self.upsert_activities(&query::SESSIONS, writes).await
+    }
+
+    async fn upsert_matches(&mut self, rows: &[MatchWrite]) -> StoreResult<Vec<Written>> {
+        let writes = rows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| query::match_write::<B>(position(i), w))
+            .collect();
+        self.upsert_activities(&query::MATCHES, writes).await
+    }
+
+    async fn upsert_completions(&mut self, rows: &[CompletionWrite]) -> StoreResult<Vec<Written>> {
+        let writes = rows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| query::completion_write::<B>(position(i), w))
+            .collect();
+        self.upsert_activities(&query::COMPLETIONS, writes).await
+    }
+
+    /// Per chunk: the users with their look-up (one statement where the backend allows it), then the external ids
+    /// of the users inserted or changed and of those still without one (one statement).
+    async fn upsert_user_rows(&mut self, rows: &[UserWrite]) -> StoreResult<Vec<Written>> {
+        let per_statement = (B::MAX_BINDS / query::USER_ROW_BINDS).max(1);
+        let doing = "upserting users of the users export";
+        let mut written = Vec::with_capacity(rows.len());
+        for (n, chunk) in rows.chunks(per_statement).enumerate() {
+            let first = n * per_statement;
+            let writes: Vec<query::KeyedWrite> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, w)| query::user_write::<B>(position(first + i), w))
+                .collect();
+            let lookup = query::user_rows_lookup(writes.iter().map(|w| (w.ord, w.key.as_slice())));
+            let upsert = query::upsert_user_rows(&writes)?;
+            let (before, changed) =
+                query::write_with_lookup::<B>(&mut self.tx, "users", lookup, upsert, doing).await?;
+            let mut existed = HashMap::with_capacity(before.len());
+            for row in &before {
+                let ord = rows::ord(row, "users")?;
+                let id = rows::id(row, "users")?;
+                let holder = rows::opt_uuid(row, "ext_user_id", "users")?;
+                existed.insert(ord, (id, holder));
+            }
+            let mut external = Vec::new();
+            for (w, kw) in chunk.iter().zip(&writes) {
+                let stored = existed.get(&kw.ord).copied();
+                let result = outcome(kw.id, stored.map(|(id, _)| id), &changed, "users")?;
+                match stored.and_then(|(_, holder)| holder) {
+                    Some(holder) if holder != result.id => {
+                        return Err(StoreError::Duplicate {
+                            constraint: EXTERNAL_ID_UNIQUE.to_owned(),
+                        });
+                    }
+                    Some(_) if result.outcome == RowOutcome::Unchanged => {}
+                    _ => external.push(query::external_id_values::<B>(
+                        result.id,
+                        w.user.email.as_str(),
+                        &w.source,
+                        w.now,
+                    )),
+                }
+                written.push(result);
+            }
+            if !external.is_empty() {
+                let sent = external.len();
+                let stmt = query::upsert_external_ids(external)?;
+                let returned =
+                    fetch::<B>(&mut self.tx, &stmt, "ensuring external ids of users").await?;
+                // A row not returned is held by another user (the update's condition refused it).
+                if returned.len() < sent {
+                    return Err(StoreError::Duplicate {
+                        constraint: EXTERNAL_ID_UNIQUE.to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// Repeated keys are merged into one row with the earliest `enrolled_at` (and the first row's id), so each
+    /// statement touches a row once; the counts are those of applying the input rows one after another, from the
+    /// stored times the look-up found.
+    async fn upsert_enrollments(&mut self, rows: &[Enrollment]) -> StoreResult<UpsertCounts> {
+        let mut merged: Vec<Enrollment> = Vec::new();
+        let mut index: HashMap<EnrollmentKey, usize> = HashMap::new();
+        for e in rows {
+            match index
+                .get(&enrollment_key(e))
+                .and_then(|&i| merged.get_mut(i))
+            {
+                Some(m) => m.enrolled_at = m.enrolled_at.min(e.enrolled_at),
+                None => {
+                    index.insert(enrollment_key(e), merged.len());
+                    merged.push(*e);
+                }
+            }
+        }
+        let table = "program_enrollments";
+        let per_statement = (B::MAX_BINDS / query::ENROLLMENT_BINDS).max(1);
+        let mut stored: HashMap<EnrollmentKey, DateTime<Utc>> = HashMap::new();
+        for (n, chunk) in merged.chunks(per_statement).enumerate() {
+            let first = n * per_statement;
+            let keys: Vec<Vec<Value>> = chunk.iter().map(query::enrollment_key).collect();
+            let lookup = query::enrollment_lookup(
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| (position(first + i), k.as_slice())),
+            );
+            let upsert = query::upsert_enrollments::<B>(chunk)?;
+            let (before, _) =
+                query::write_with_lookup::<B>(&mut self.tx, table, lookup, upsert, "enrolling")
+                    .await?;
+            for row in &before {
+                let e = at(&merged, rows::ord(row, table)?, table)?;
+                stored.insert(
+                    enrollment_key(e),
+                    rows::timestamp(row, "enrolled_at", table)?,
+                );
+            }
+        }
+        let mut counts = UpsertCounts::default();
+        for e in rows {
+            match stored.entry(enrollment_key(e)) {
+                Entry::Vacant(v) => {
+                    counts.inserted += 1;
+                    v.insert(e.enrolled_at);
+                }
+                Entry::Occupied(mut o) if e.enrolled_at < *o.get() => {
+                    counts.updated += 1;
+                    o.insert(e.enrolled_at);
+                }
+                Entry::Occupied(_) => counts.unchanged += 1,
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn put_row_errors(&mut self, rows: &[RowErrorRecord]) -> StoreResult<()> {
+        // The last error of a (batch, row) wins, as writing them one after another would leave it.
+        let mut index: HashMap<(BatchId, i64), usize> = HashMap::new();
+        let mut last: Vec<&RowErrorRecord> = Vec::new();
+        for r in rows {
+            match index.get(&(r.batch_id, r.row_number)) {
+                Some(&i) => last[i] = r,
+                None => {
+                    index.insert((r.batch_id, r.row_number), last.len());
+                    last.push(r);
+                }
+            }
+        }
+        let per_statement = (B::MAX_BINDS / query::ROW_ERROR_BINDS).max(1);
+        for chunk in last.chunks(per_statement) {
+            execute::<B>(
+                &mut self.tx,
+                &query::put_row_errors::<B>(chunk)?,
+                "writing row errors",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         SqlStore::<B>::commit(self.tx).await
     }
@@ -632,6 +1127,23 @@ macro_rules! delegate_ports {
             ) -> $crate::ports::StoreResult<bool> {
                 self.inner.save_batch_alone(batch, guard).await
             }
+
+            async fn row_errors(
+                &self,
+                batch: $crate::domain::BatchId,
+                after_row: i64,
+                limit: u32,
+            ) -> $crate::ports::StoreResult<Vec<$crate::domain::RowErrorRecord>> {
+                self.inner.row_errors(batch, after_row, limit).await
+            }
+
+            async fn adopt_legacy(
+                &self,
+                kind: $crate::domain::ActivityKind,
+                batch: &$crate::domain::NewBatch,
+            ) -> $crate::ports::StoreResult<($crate::domain::BatchRecord, u64)> {
+                self.inner.adopt_legacy(kind, batch).await
+            }
         }
 
         #[async_trait::async_trait]
@@ -699,6 +1211,20 @@ macro_rules! delegate_ports {
                 activity_id: $crate::domain::ActivityId,
             ) -> $crate::ports::StoreResult<Option<$crate::domain::Association>> {
                 self.inner.association_for(kind, activity_id).await
+            }
+
+            async fn list_reviews(
+                &self,
+                filter: &$crate::ports::ReviewFilter,
+            ) -> $crate::ports::StoreResult<Vec<$crate::ports::ReviewItem>> {
+                self.inner.list_reviews(filter).await
+            }
+
+            async fn campaign_counts(
+                &self,
+                company: Option<$crate::domain::CompanyId>,
+            ) -> $crate::ports::StoreResult<$crate::ports::CampaignCounts> {
+                self.inner.campaign_counts(company).await
             }
         }
     };

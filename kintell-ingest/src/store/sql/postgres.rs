@@ -4,12 +4,14 @@
 //! locking transaction, while a row reached through `ON CONFLICT DO UPDATE` carries the upserting transaction's id.
 //! Rows the `WHERE` of the update left alone are not returned, so they are the unchanged ones. One statement per
 //! chunk, no prior read.
+//! The import's keyed writes, which need the id of every row (unchanged ones too), put the upsert in a `WITH` and
+//! read the rows it found from the statement's snapshot in the same statement.
 
 use super::{Backend, SqlRow, SqlStore, delegate_ports};
 use crate::ports::BoxError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, PostgresQueryBuilder, Value, Values};
+use sea_query::{Expr, Func, PostgresQueryBuilder, Query, SelectStatement, Value, Values};
 use sea_query_sqlx::SqlxValues;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -44,6 +46,20 @@ impl Backend for PostgresBackend {
 
     fn inserted_marker() -> Option<Expr> {
         Some(Expr::cust("(xmax = 0) AS \"inserted\""))
+    }
+
+    const WRITES_IN_CTE: bool = true;
+
+    fn decimal(v: Option<String>) -> Expr {
+        Func::cast_as(Value::String(v), "NUMERIC").into()
+    }
+
+    fn exclusive_lock(key: i64) -> Option<SelectStatement> {
+        Some(
+            Query::select()
+                .expr(Func::cust("pg_advisory_xact_lock").arg(key))
+                .to_owned(),
+        )
     }
 
     async fn begin(pool: &PgPool) -> Result<Self::Tx, sqlx::Error> {

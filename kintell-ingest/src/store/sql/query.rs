@@ -3,15 +3,18 @@
 use super::{Backend, fetch};
 use crate::domain::{
     ActivityId, ActivityKind, Association, BatchId, BatchRecord, BeneficiaryGroup, Campaign,
-    Company, EntityKind, NewBatch, ProgramInstance, Tags, User,
+    Company, CompletionKey, CompletionWrite, CourseStatus, Enrollment, EntityKind, MatchKey,
+    MatchWrite, NewBatch, ProgramInstance, RowErrorRecord, RowSource, SessionId, SessionWrite,
+    Tags, User, UserWrite,
 };
 use crate::ports::{BatchFilter, BatchGuard, StoreError, StoreResult, UpsertCounts};
+use crate::store::lineage;
 use chrono::NaiveDate;
 use sea_query::{
     Expr, ExprTrait, InsertStatement, OnConflict, Order, Query, SelectStatement, UpdateStatement,
     Value,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// A table and the columns a read of it selects (what its domain record needs).
@@ -815,4 +818,817 @@ async fn upsert_chunk<B: Backend>(
         updated: changed - inserted,
         unchanged,
     })
+}
+
+// --- Keyed writes: activities, users of the users export, enrolments -----------------------------------------
+
+/// The name of the `VALUES` list of keys a look-up joins: `(VALUES (ord, key…), …) AS "k"`. Both backends name
+/// its columns `column1`, `column2`, …; `column1` is the position of the input row the key belongs to.
+const KEYS: &str = "k";
+
+/// `"k"."columnN"`: the `n`-th key column (1-based among the key columns; the position comes first).
+fn key_column(n: usize) -> String {
+    format!("\"{KEYS}\".\"column{}\"", n + 1)
+}
+
+/// The keys of a call's rows as a `VALUES` list, each tuple led by its row's position.
+fn keys_list<'a>(keys: impl IntoIterator<Item = (i64, &'a [Value])>) -> Vec<sea_query::ValueTuple> {
+    keys.into_iter()
+        .map(|(ord, key)| {
+            let mut tuple = Vec::with_capacity(key.len() + 1);
+            tuple.push(Value::BigInt(Some(ord)));
+            tuple.extend(key.iter().cloned());
+            sea_query::ValueTuple::Many(tuple)
+        })
+        .collect()
+}
+
+/// A look-up of the stored rows matching a call's keys, as `ord` (the input position), `id` and more columns.
+pub(super) struct Lookup {
+    pub(super) stmt: SelectStatement,
+    /// The output columns, in order; `ord` and `id` among them.
+    pub(super) columns: &'static [&'static str],
+}
+
+/// One row of a keyed write: its input position, its key, its id if it is new, and its inserted values.
+pub(super) struct KeyedWrite {
+    pub(super) ord: i64,
+    pub(super) key: Vec<Value>,
+    pub(super) id: Uuid,
+    pub(super) values: Vec<Expr>,
+}
+
+/// How an activity table is written: on its natural key, changing only rows whose values differ, with lineage.
+pub(super) struct ActivitySpec {
+    pub(super) table: &'static str,
+    /// The inserted columns, in the order of [`KeyedWrite::values`].
+    columns: &'static [&'static str],
+    /// The natural key (the conflict target), in the order of [`KeyedWrite::key`].
+    key: &'static [&'static str],
+    /// A key column with a fixed value, left out of [`KeyedWrite::key`] (`source_system` of sessions).
+    fixed: Option<(&'static str, &'static str)>,
+    /// The data columns: a row changes when one differs (or when a given instance does).
+    compared: &'static [&'static str],
+}
+
+pub(super) const SESSIONS: ActivitySpec = ActivitySpec {
+    table: "kintell_sessions",
+    columns: &[
+        "id",
+        "source_system",
+        "external_session_id",
+        "session_type",
+        "participant_id",
+        "volunteer_id",
+        "scheduled_at",
+        "completed_at",
+        "duration_minutes",
+        "rating",
+        "feedback_text",
+        "language_level",
+        "topics",
+        "metadata",
+        "program_instance_id",
+        "batch_id",
+        "first_batch_id",
+        "source_row_number",
+        "created_at",
+        "updated_at",
+    ],
+    key: &["external_session_id"],
+    fixed: Some(("source_system", lineage::KINTELL_PROVIDER)),
+    compared: &[
+        "session_type",
+        "participant_id",
+        "volunteer_id",
+        "scheduled_at",
+        "completed_at",
+        "duration_minutes",
+        "rating",
+        "feedback_text",
+        "language_level",
+        "topics",
+        "metadata",
+    ],
+};
+
+pub(super) const MATCHES: ActivitySpec = ActivitySpec {
+    table: "buddy_matches",
+    columns: &[
+        "id",
+        "participant_id",
+        "buddy_id",
+        "matched_at",
+        "external_match_id",
+        "status",
+        "ended_at",
+        "end_reason",
+        "language",
+        "interests",
+        "location",
+        "program_instance_id",
+        "batch_id",
+        "first_batch_id",
+        "source_row_number",
+        "created_at",
+        "updated_at",
+    ],
+    key: &["participant_id", "buddy_id", "matched_at"],
+    fixed: None,
+    compared: &[
+        "external_match_id",
+        "status",
+        "ended_at",
+        "end_reason",
+        "language",
+        "interests",
+        "location",
+    ],
+};
+
+pub(super) const COMPLETIONS: ActivitySpec = ActivitySpec {
+    table: "learning_progress",
+    columns: &[
+        "id",
+        "user_id",
+        "provider",
+        "course_id",
+        "course_name",
+        "status",
+        "progress_percent",
+        "completed_at",
+        "final_score",
+        "credential_ref",
+        "program_instance_id",
+        "batch_id",
+        "first_batch_id",
+        "source_row_number",
+        "created_at",
+        "updated_at",
+    ],
+    key: &["user_id", "provider", "course_id"],
+    fixed: None,
+    compared: &[
+        "course_name",
+        "status",
+        "progress_percent",
+        "completed_at",
+        "final_score",
+        "credential_ref",
+    ],
+};
+
+/// The columns of an activity look-up.
+pub(super) const ACTIVITY_LOOKUP: &[&str] = &["ord", "id", "batch_id", "source_row_number"];
+
+/// `(a IS DISTINCT FROM excluded.a OR …)` over `columns` of `table`, plus `extra` alternatives.
+fn distinct(table: &str, columns: &[&str], extra: Option<String>) -> String {
+    let mut parts: Vec<String> = columns
+        .iter()
+        .map(|c| format!("\"{table}\".\"{c}\" IS DISTINCT FROM \"excluded\".\"{c}\""))
+        .collect();
+    parts.extend(extra);
+    format!("({})", parts.join(" OR "))
+}
+
+/// The join of the keys list to `table` on the key columns (and the fixed one).
+fn join_keys(table: &str, key: &[&str], fixed: Option<(&'static str, &'static str)>) -> Expr {
+    let mut parts: Vec<String> = key
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("\"{table}\".\"{c}\" = {}", key_column(i + 1)))
+        .collect();
+    if let Some((column, value)) = fixed {
+        parts.push(format!("\"{table}\".\"{column}\" = '{value}'"));
+    }
+    Expr::cust(parts.join(" AND "))
+}
+
+/// The values of the position column of the keys list, as the look-up names it.
+fn ord_column() -> Expr {
+    Expr::cust(format!("\"{KEYS}\".\"column1\""))
+}
+
+impl ActivitySpec {
+    /// The bind parameters one row costs, look-up and write together.
+    pub(super) fn binds_per_row(&self) -> usize {
+        self.columns.len() + self.key.len() + 1
+    }
+
+    /// The stored rows with these keys: `ord`, `id`, `batch_id`, `source_row_number`.
+    pub(super) fn lookup<'a>(&self, keys: impl IntoIterator<Item = (i64, &'a [Value])>) -> Lookup {
+        let t = self.table;
+        let stmt = Query::select()
+            .expr_as(ord_column(), "ord")
+            .column((t, "id"))
+            .column((t, "batch_id"))
+            .column((t, "source_row_number"))
+            .from_values(keys_list(keys), KEYS)
+            .inner_join(t, join_keys(t, self.key, self.fixed))
+            .to_owned();
+        Lookup {
+            stmt,
+            columns: ACTIVITY_LOOKUP,
+        }
+    }
+
+    /// The multi-row upsert of `rows`, returning the id of each row it inserted or changed.
+    ///
+    /// A changed row takes the data, the new lineage (`batch_id`, `source_row_number`) and `updated_at`, keeps
+    /// `first_batch_id` and `created_at`, and keeps its instance when the write gives none.
+    pub(super) fn upsert(&self, rows: &[KeyedWrite]) -> StoreResult<InsertStatement> {
+        let t = self.table;
+        let mut stmt = Query::insert();
+        stmt.into_table(t).columns(self.columns.iter().copied());
+        for row in rows {
+            stmt.values(row.values.iter().cloned())
+                .map_err(build_error)?;
+        }
+        let mut conflict: Vec<&str> = self.key.to_vec();
+        conflict.extend(self.fixed.map(|(c, _)| c));
+        let mut on_conflict = OnConflict::columns(conflict);
+        on_conflict.update_columns(self.compared.iter().copied().chain([
+            "batch_id",
+            "source_row_number",
+            "updated_at",
+        ]));
+        on_conflict.value(
+            "program_instance_id",
+            Expr::cust(format!(
+                "COALESCE(\"excluded\".\"program_instance_id\", \"{t}\".\"program_instance_id\")"
+            )),
+        );
+        let instance_changes = format!(
+            "(\"excluded\".\"program_instance_id\" IS NOT NULL AND \"{t}\".\"program_instance_id\" IS DISTINCT FROM \"excluded\".\"program_instance_id\")"
+        );
+        on_conflict.action_and_where(Expr::cust(distinct(
+            t,
+            self.compared,
+            Some(instance_changes),
+        )));
+        stmt.on_conflict(on_conflict);
+        stmt.returning(Query::returning().columns(["id"]));
+        Ok(stmt)
+    }
+}
+
+/// The lineage columns of an activity insert: instance, batch, first batch, row number, created, updated.
+fn activity_tail<B: Backend>(
+    instance: Option<crate::domain::InstanceId>,
+    source: &RowSource,
+    now: chrono::DateTime<chrono::Utc>,
+) -> [Expr; 6] {
+    [
+        opt_uuid(instance.map(|i| i.uuid())).into(),
+        uuid(source.batch_id.uuid()).into(),
+        uuid(source.batch_id.uuid()).into(),
+        Value::BigInt(Some(source.source_row_number)).into(),
+        B::timestamp(Some(now)).into(),
+        B::timestamp(Some(now)).into(),
+    ]
+}
+
+fn string_list<B: Backend>(items: Option<&Vec<String>>) -> Value {
+    let json = items.map(|v| {
+        serde_json::Value::Array(v.iter().cloned().map(serde_json::Value::String).collect())
+    });
+    B::json(json.as_ref())
+}
+
+/// The key of a session: its external id (the source system is fixed).
+pub(super) fn session_key(id: &SessionId) -> Vec<Value> {
+    vec![text(id.as_str())]
+}
+
+/// The key of a buddy match.
+pub(super) fn match_key<B: Backend>(k: &MatchKey) -> Vec<Value> {
+    vec![
+        uuid(k.participant_id.uuid()),
+        uuid(k.buddy_id.uuid()),
+        B::timestamp(Some(k.matched_at)),
+    ]
+}
+
+/// The key of a course completion.
+pub(super) fn completion_key(k: &CompletionKey) -> Vec<Value> {
+    vec![
+        uuid(k.user_id.uuid()),
+        text(k.provider.as_str()),
+        text(k.course_id.as_str()),
+    ]
+}
+
+pub(super) fn session_write<B: Backend>(ord: i64, w: &SessionWrite) -> KeyedWrite {
+    let r = &w.row;
+    let metadata = r.metadata.clone().map(serde_json::Value::Object);
+    let mut values: Vec<Expr> = vec![
+        uuid(w.id.uuid()).into(),
+        text(lineage::KINTELL_PROVIDER).into(),
+        text(r.session_id.as_str()).into(),
+        text(r.session_type.as_str()).into(),
+        uuid(w.participant_id.uuid()).into(),
+        uuid(w.volunteer_id.uuid()).into(),
+        B::timestamp(Some(r.scheduled_at)).into(),
+        B::timestamp(r.completed_at).into(),
+        Value::Int(r.duration_minutes.map(|d| i32::from(d.get()))).into(),
+        B::decimal(r.rating.map(|x| x.to_string())),
+        opt_text(r.feedback_text.as_deref()).into(),
+        opt_text(r.language_level.map(|l| l.as_str())).into(),
+        string_list::<B>(r.topics.as_ref()).into(),
+        B::json(metadata.as_ref()).into(),
+    ];
+    values.extend(activity_tail::<B>(w.program_instance_id, &w.source, w.now));
+    KeyedWrite {
+        ord,
+        key: session_key(&r.session_id),
+        id: w.id.uuid(),
+        values,
+    }
+}
+
+pub(super) fn match_write<B: Backend>(ord: i64, w: &MatchWrite) -> KeyedWrite {
+    let r = &w.row;
+    let mut values: Vec<Expr> = vec![
+        uuid(w.id.uuid()).into(),
+        uuid(w.key.participant_id.uuid()).into(),
+        uuid(w.key.buddy_id.uuid()).into(),
+        B::timestamp(Some(w.key.matched_at)).into(),
+        opt_text(r.external_match_id.as_deref()).into(),
+        text(r.status.as_str()).into(),
+        B::timestamp(r.ended_at).into(),
+        opt_text(r.end_reason.map(|e| e.as_str())).into(),
+        opt_text(r.language.as_deref()).into(),
+        string_list::<B>(r.interests.as_ref()).into(),
+        opt_text(r.location.as_deref()).into(),
+    ];
+    values.extend(activity_tail::<B>(w.program_instance_id, &w.source, w.now));
+    KeyedWrite {
+        ord,
+        key: match_key::<B>(&w.key),
+        id: w.id.uuid(),
+        values,
+    }
+}
+
+pub(super) fn completion_write<B: Backend>(ord: i64, w: &CompletionWrite) -> KeyedWrite {
+    let r = &w.row;
+    let mut values: Vec<Expr> = vec![
+        uuid(w.id.uuid()).into(),
+        uuid(w.key.user_id.uuid()).into(),
+        text(w.key.provider.as_str()).into(),
+        text(w.key.course_id.as_str()).into(),
+        opt_text(r.course_name.as_deref()).into(),
+        text(CourseStatus::Completed.as_str()).into(),
+        Value::Int(Some(100)).into(),
+        B::timestamp(Some(r.completed_at)).into(),
+        B::decimal(r.final_score.map(|s| s.to_string())),
+        opt_text(r.credential_ref.as_deref()).into(),
+    ];
+    values.extend(activity_tail::<B>(w.program_instance_id, &w.source, w.now));
+    KeyedWrite {
+        ord,
+        key: completion_key(&w.key),
+        id: w.id.uuid(),
+        values,
+    }
+}
+
+/// Runs a keyed write and its look-up of the rows it finds; returns the look-up's rows (the rows as they were
+/// before the write) and the ids the write inserted or changed.
+///
+/// Where the backend allows it, both are one statement: `WITH "w" AS (<upsert> RETURNING "id") SELECT … FROM "w"
+/// UNION ALL <look-up>`. The look-up then reads the snapshot the statement started with, so it sees the rows as
+/// they were before the write, exactly as a look-up just before it does.
+pub(super) async fn write_with_lookup<B: Backend>(
+    conn: &mut B::Conn,
+    table: &'static str,
+    lookup: Lookup,
+    upsert: InsertStatement,
+    doing: &str,
+) -> StoreResult<(Vec<B::Row>, HashSet<Uuid>)> {
+    if !B::WRITES_IN_CTE {
+        let before = fetch::<B>(conn, &lookup.stmt, doing).await?;
+        let written = fetch::<B>(conn, &upsert, doing).await?;
+        let ids = written
+            .iter()
+            .map(|r| super::rows::id(r, table))
+            .collect::<StoreResult<_>>()?;
+        return Ok((before, ids));
+    }
+    let mut written = Query::select();
+    for column in lookup.columns {
+        if *column == "id" {
+            written.column("id");
+        } else {
+            written.expr_as(Expr::cust("NULL"), *column);
+        }
+    }
+    written.expr_as(Expr::cust("TRUE"), "written").from("w");
+    let mut before = lookup.stmt;
+    before.expr_as(Expr::cust("FALSE"), "written");
+    written.union(sea_query::UnionType::All, before);
+    let cte = sea_query::CommonTableExpression::new()
+        .query(upsert)
+        .table_name("w")
+        .to_owned();
+    let stmt = sea_query::WithClause::new()
+        .cte(cte)
+        .to_owned()
+        .query(written);
+    let rows = fetch::<B>(conn, &stmt, doing).await?;
+    let mut ids = HashSet::new();
+    let mut before = Vec::with_capacity(rows.len());
+    for row in rows {
+        if super::rows::flag(&row, "written", table)? {
+            ids.insert(super::rows::id(&row, table)?);
+        } else {
+            before.push(row);
+        }
+    }
+    Ok((before, ids))
+}
+
+// --- Users of the users export ---------------------------------------------------------------------------------
+
+/// The columns of the users export's look-up: the stored user, and the user holding its `kintell` external id.
+pub(super) const USER_ROWS_LOOKUP: &[&str] = &["ord", "id", "ext_user_id"];
+
+/// The columns of [`user_sources`].
+pub(super) const USER_SOURCES_LOOKUP: &[&str] = &["ord", "id", "metadata"];
+
+const EXTERNAL_IDS: &str = "user_external_ids";
+
+/// The users with these emails (one key column) and who holds each one's `kintell` external id.
+pub(super) fn user_rows_lookup<'a>(keys: impl IntoIterator<Item = (i64, &'a [Value])>) -> Lookup {
+    let stmt = Query::select()
+        .expr_as(ord_column(), "ord")
+        .column((USERS.name, "id"))
+        .expr_as(Expr::col(("e", "user_id")), "ext_user_id")
+        .from_values(keys_list(keys), KEYS)
+        .inner_join(USERS.name, join_keys(USERS.name, &["email"], None))
+        .join_as(
+            sea_query::JoinType::LeftJoin,
+            EXTERNAL_IDS,
+            "e",
+            Expr::cust(format!(
+                "\"e\".\"provider\" = '{}' AND \"e\".\"external_id\" = {}",
+                lineage::KINTELL_PROVIDER,
+                key_column(1)
+            )),
+        )
+        .to_owned();
+    Lookup {
+        stmt,
+        columns: USER_ROWS_LOOKUP,
+    }
+}
+
+/// The users with these emails that have their own `kintell` external id, with its metadata.
+pub(super) fn user_sources<'a>(keys: impl IntoIterator<Item = (i64, &'a [Value])>) -> Lookup {
+    let stmt = Query::select()
+        .expr_as(ord_column(), "ord")
+        .column((USERS.name, "id"))
+        .column(("e", "metadata"))
+        .from_values(keys_list(keys), KEYS)
+        .inner_join(USERS.name, join_keys(USERS.name, &["email"], None))
+        .join_as(
+            sea_query::JoinType::InnerJoin,
+            EXTERNAL_IDS,
+            "e",
+            Expr::cust(format!(
+                "\"e\".\"provider\" = '{}' AND \"e\".\"external_id\" = \"users\".\"email\" \
+                 AND \"e\".\"user_id\" = \"users\".\"id\"",
+                lineage::KINTELL_PROVIDER
+            )),
+        )
+        .to_owned();
+    Lookup {
+        stmt,
+        columns: USER_SOURCES_LOOKUP,
+    }
+}
+
+/// The columns of a users-export upsert.
+const USER_ROW_COLUMNS: &[&str] = &[
+    "id",
+    "email",
+    "role",
+    "first_name",
+    "last_name",
+    "company_id",
+    "tags",
+    "journey_flags",
+    "created_at",
+    "updated_at",
+];
+
+/// The bind parameters one user costs, look-up and write together.
+pub(super) const USER_ROW_BINDS: usize = USER_ROW_COLUMNS.len() + 2;
+
+/// The values of a users-export upsert.
+pub(super) fn user_write<B: Backend>(ord: i64, w: &UserWrite) -> KeyedWrite {
+    let u = &w.user;
+    let mut values: Vec<Expr> = user_row::<B>(u)
+        .values
+        .into_iter()
+        .map(Expr::from)
+        .collect();
+    values.push(B::timestamp(Some(w.created_at)).into());
+    values.push(B::timestamp(Some(w.now)).into());
+    KeyedWrite {
+        ord,
+        key: vec![text(u.email.as_str())],
+        id: u.id.uuid(),
+        values,
+    }
+}
+
+/// Upserts users by email: an existing user keeps its id and `created_at` and changes only when a value differs.
+pub(super) fn upsert_user_rows(rows: &[KeyedWrite]) -> StoreResult<InsertStatement> {
+    let mut stmt = Query::insert();
+    stmt.into_table(USERS.name)
+        .columns(USER_ROW_COLUMNS.iter().copied());
+    for row in rows {
+        stmt.values(row.values.iter().cloned())
+            .map_err(build_error)?;
+    }
+    let compared = [
+        "role",
+        "first_name",
+        "last_name",
+        "company_id",
+        "tags",
+        "journey_flags",
+    ];
+    let mut on_conflict = OnConflict::columns(["email"]);
+    on_conflict.update_columns(compared.into_iter().chain(["updated_at"]));
+    on_conflict.action_and_where(Expr::cust(distinct(USERS.name, &compared, None)));
+    stmt.on_conflict(on_conflict);
+    stmt.returning(Query::returning().columns(["id"]));
+    Ok(stmt)
+}
+
+/// The `kintell` external id of a user, with the write's lineage.
+pub(super) fn external_id_values<B: Backend>(
+    user: Uuid,
+    email: &str,
+    source: &RowSource,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Expr> {
+    vec![
+        uuid(lineage::external_id_row_id(
+            lineage::KINTELL_PROVIDER,
+            email,
+        ))
+        .into(),
+        uuid(user).into(),
+        text(lineage::KINTELL_PROVIDER).into(),
+        text(email).into(),
+        B::json(Some(&lineage::source_metadata(source))).into(),
+        B::timestamp(Some(now)).into(),
+        B::timestamp(Some(now)).into(),
+    ]
+}
+
+/// Inserts external ids or rewrites their metadata, but only where the stored row belongs to the same user;
+/// returns the id of every row written, so a row held by another user is the one missing.
+pub(super) fn upsert_external_ids(rows: Vec<Vec<Expr>>) -> StoreResult<InsertStatement> {
+    let mut stmt = Query::insert();
+    stmt.into_table(EXTERNAL_IDS).columns([
+        "id",
+        "user_id",
+        "provider",
+        "external_id",
+        "metadata",
+        "created_at",
+        "updated_at",
+    ]);
+    for values in rows {
+        stmt.values(values).map_err(build_error)?;
+    }
+    let mut on_conflict = OnConflict::columns(["provider", "external_id"]);
+    on_conflict.update_columns(["metadata", "updated_at"]);
+    on_conflict.action_and_where(Expr::cust(
+        "\"user_external_ids\".\"user_id\" = \"excluded\".\"user_id\"",
+    ));
+    stmt.on_conflict(on_conflict);
+    stmt.returning(Query::returning().columns(["id"]));
+    Ok(stmt)
+}
+
+// --- Enrolments ------------------------------------------------------------------------------------------------
+
+const ENROLLMENTS: &str = "program_enrollments";
+
+/// The columns of an enrolment look-up.
+pub(super) const ENROLLMENT_LOOKUP: &[&str] = &["ord", "id", "enrolled_at"];
+
+const ENROLLMENT_COLUMNS: &[&str] = &[
+    "id",
+    "user_id",
+    "program_instance_id",
+    "program_type",
+    "role",
+    "enrolled_at",
+    "status",
+];
+
+/// The bind parameters one enrolment costs, look-up and write together.
+pub(super) const ENROLLMENT_BINDS: usize = ENROLLMENT_COLUMNS.len() + 4;
+
+/// The key of an enrolment.
+pub(super) fn enrollment_key(e: &Enrollment) -> Vec<Value> {
+    vec![
+        uuid(e.user_id.uuid()),
+        uuid(e.program_instance_id.uuid()),
+        text(e.role.as_str()),
+    ]
+}
+
+pub(super) fn enrollment_lookup<'a>(keys: impl IntoIterator<Item = (i64, &'a [Value])>) -> Lookup {
+    let stmt = Query::select()
+        .expr_as(ord_column(), "ord")
+        .column((ENROLLMENTS, "id"))
+        .column((ENROLLMENTS, "enrolled_at"))
+        .from_values(keys_list(keys), KEYS)
+        .inner_join(
+            ENROLLMENTS,
+            join_keys(
+                ENROLLMENTS,
+                &["user_id", "program_instance_id", "role"],
+                None,
+            ),
+        )
+        .to_owned();
+    Lookup {
+        stmt,
+        columns: ENROLLMENT_LOOKUP,
+    }
+}
+
+/// Inserts enrolments; an existing one takes only an earlier `enrolled_at`.
+pub(super) fn upsert_enrollments<B: Backend>(rows: &[Enrollment]) -> StoreResult<InsertStatement> {
+    let mut stmt = Query::insert();
+    stmt.into_table(ENROLLMENTS)
+        .columns(ENROLLMENT_COLUMNS.iter().copied());
+    for e in rows {
+        stmt.values([
+            Expr::from(uuid(e.id)),
+            uuid(e.user_id.uuid()).into(),
+            uuid(e.program_instance_id.uuid()).into(),
+            text(e.program_type.as_str()).into(),
+            text(e.role.as_str()).into(),
+            B::timestamp(Some(e.enrolled_at)).into(),
+            text(crate::domain::EnrollmentStatus::Active.as_str()).into(),
+        ])
+        .map_err(build_error)?;
+    }
+    let mut on_conflict = OnConflict::columns(["user_id", "program_instance_id", "role"]);
+    on_conflict.update_column("enrolled_at");
+    on_conflict.value("updated_at", B::now());
+    on_conflict.action_and_where(Expr::cust(format!(
+        "\"excluded\".\"enrolled_at\" < \"{ENROLLMENTS}\".\"enrolled_at\""
+    )));
+    stmt.on_conflict(on_conflict);
+    stmt.returning(Query::returning().columns(["id"]));
+    Ok(stmt)
+}
+
+// --- Row errors --------------------------------------------------------------------------------------------------
+
+const ROW_ERRORS: Table = Table {
+    name: "ingestion_row_errors",
+    columns: &[
+        "batch_id",
+        "row_number",
+        "line_number",
+        "code",
+        "field",
+        "message",
+        "details",
+        "raw_record",
+    ],
+};
+
+/// The bind parameters one row error costs.
+pub(super) const ROW_ERROR_BINDS: usize = 8;
+
+/// Writes row errors, rewriting a stored one of the same (`batch_id`, `row_number`).
+pub(super) fn put_row_errors<B: Backend>(rows: &[&RowErrorRecord]) -> StoreResult<InsertStatement> {
+    let mut stmt = Query::insert();
+    stmt.into_table(ROW_ERRORS.name)
+        .columns(ROW_ERRORS.columns.iter().copied());
+    for r in rows {
+        stmt.values([
+            Expr::from(uuid(r.batch_id.uuid())),
+            Value::BigInt(Some(r.row_number)).into(),
+            Value::BigInt(Some(r.line_number)).into(),
+            text(&r.code).into(),
+            opt_text(r.field.as_deref()).into(),
+            text(&r.message).into(),
+            B::json(r.details.as_ref()).into(),
+            B::json(Some(&r.raw_record)).into(),
+        ])
+        .map_err(build_error)?;
+    }
+    let mut on_conflict = OnConflict::columns(["batch_id", "row_number"]);
+    on_conflict.update_columns([
+        "line_number",
+        "code",
+        "field",
+        "message",
+        "details",
+        "raw_record",
+    ]);
+    stmt.on_conflict(on_conflict);
+    Ok(stmt)
+}
+
+/// A page of a batch's row errors: `row_number > after_row`, by row number, at most `limit`.
+pub(super) fn row_errors(batch: BatchId, after_row: i64, limit: u32) -> SelectStatement {
+    select(ROW_ERRORS)
+        .and_where(Expr::col("batch_id").eq(batch.uuid()))
+        .and_where(Expr::col("row_number").gt(after_row))
+        .order_by("row_number", Order::Asc)
+        .limit(u64::from(limit))
+        .to_owned()
+}
+
+// --- Legacy lineage --------------------------------------------------------------------------------------------
+
+/// The oldest legacy batch of an entity.
+pub(super) fn legacy_batch(entity: EntityKind) -> SelectStatement {
+    select(BATCHES)
+        .and_where(Expr::col("entity_kind").eq(entity.as_str()))
+        .and_where(Expr::col("file_name").eq(lineage::LEGACY_FILE_NAME))
+        .and_where(Expr::col("import_method").eq(crate::domain::ImportMethod::Legacy.as_str()))
+        .and_where(Expr::col("format").eq(lineage::LEGACY_FORMAT))
+        .order_by("created_at", Order::Asc)
+        .order_by("id", Order::Asc)
+        .limit(1)
+        .to_owned()
+}
+
+/// Inserts a batch row as it is, every column given.
+pub(super) fn insert_batch_record<B: Backend>(b: &BatchRecord) -> StoreResult<InsertStatement> {
+    let mut stmt = Query::insert();
+    stmt.into_table(BATCHES.name)
+        .columns(BATCHES.columns.iter().copied())
+        .values(
+            [
+                uuid(b.id.uuid()),
+                text(&b.file_name),
+                text(&b.file_hash),
+                Value::BigInt(b.file_size_bytes),
+                text(b.entity_kind.as_str()),
+                text(&b.format),
+                text(b.program_type.as_str()),
+                opt_uuid(b.program_instance_id.map(|i| i.uuid())),
+                text(&b.source_system),
+                text(b.import_method.as_str()),
+                text(b.status.as_str()),
+                Value::BigInt(Some(b.total_rows)),
+                Value::BigInt(Some(b.success_rows)),
+                Value::BigInt(Some(b.inserted_rows)),
+                Value::BigInt(Some(b.updated_rows)),
+                Value::BigInt(Some(b.skipped_rows)),
+                Value::BigInt(Some(b.error_rows)),
+                Value::BigInt(Some(b.last_processed_row)),
+                opt_text(b.error_file_path.as_deref()),
+                B::json(Some(&b.csv_metadata)),
+                opt_text(b.imported_by_service.as_deref()),
+                B::json(b.error_summary.as_ref()),
+                opt_text(b.lease_owner.as_deref()),
+                B::timestamp(b.lease_expires_at),
+                opt_text(b.last_error.as_deref()),
+                opt_text(b.requested_action.map(|r| r.as_str())),
+                B::timestamp(b.started_at),
+                B::timestamp(b.completed_at),
+                B::timestamp(Some(b.created_at)),
+                B::timestamp(Some(b.updated_at)),
+            ]
+            .into_iter()
+            .map(Expr::from),
+        )
+        .map_err(build_error)?;
+    Ok(stmt)
+}
+
+/// Links every row of `table` without a batch to `batch` (its first batch too, unless it has one).
+pub(super) fn adopt_rows(table: &'static str, batch: BatchId) -> UpdateStatement {
+    Query::update()
+        .table(table)
+        .values([
+            ("batch_id", Expr::from(uuid(batch.uuid()))),
+            (
+                "first_batch_id",
+                sea_query::Func::coalesce([
+                    Expr::col("first_batch_id"),
+                    Expr::from(uuid(batch.uuid())),
+                ])
+                .into(),
+            ),
+        ])
+        .and_where(Expr::col("batch_id").is_null())
+        .to_owned()
 }

@@ -5,9 +5,10 @@ use crate::domain::{
     ActivityKind, ActivityLineage, Association, BatchId, BatchRecord, BatchStatus,
     BeneficiaryGroup, Campaign, CampaignStatus, Company, Confidence, Decision, Email, EntityKind,
     GroupType, ImportMethod, InstanceStatus, Key, Name, PersonName, ProgramInstance, ProgramSlug,
-    ProgramType, RequestedAction, Tags, User, UserRole,
+    ProgramType, RequestedAction, RowErrorRecord, StoredRow, Tags, User, UserRole,
 };
 use crate::ports::{BoxError, StoreError, StoreResult};
+use crate::store::lineage::metadata_source;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -308,5 +309,83 @@ pub(super) fn association<R: SqlRow>(row: &R) -> StoreResult<Association> {
         run_id: r.opt_uuid("run_id")?.map(Into::into),
         decided_by: r.opt_text("decided_by")?,
         decided_at: r.opt_timestamp("decided_at")?,
+    })
+}
+
+/// The `id` column of a row of `table`.
+pub(super) fn id<R: SqlRow>(row: &R, table: &'static str) -> StoreResult<Uuid> {
+    Reader::new(row, table).uuid("id")
+}
+
+/// A boolean column of a row of `table`.
+pub(super) fn flag<R: SqlRow>(row: &R, col: &str, table: &'static str) -> StoreResult<bool> {
+    Reader::new(row, table).boolean(col)
+}
+
+/// The `ord` of a look-up row: the position of the input row it answers.
+pub(super) fn ord<R: SqlRow>(row: &R, table: &'static str) -> StoreResult<i64> {
+    Reader::new(row, table).int("ord")
+}
+
+/// A nullable UUID column of a row of `table`.
+pub(super) fn opt_uuid<R: SqlRow>(
+    row: &R,
+    col: &str,
+    table: &'static str,
+) -> StoreResult<Option<Uuid>> {
+    Reader::new(row, table).opt_uuid(col)
+}
+
+/// A timestamp column of a row of `table`.
+pub(super) fn timestamp<R: SqlRow>(
+    row: &R,
+    col: &str,
+    table: &'static str,
+) -> StoreResult<DateTime<Utc>> {
+    Reader::new(row, table).timestamp(col)
+}
+
+/// An activity look-up row: its input position and the stored row with its lineage.
+pub(super) fn stored_activity<R: SqlRow>(
+    row: &R,
+    table: &'static str,
+) -> StoreResult<(i64, StoredRow)> {
+    let r = Reader::new(row, table);
+    Ok((
+        r.int("ord")?,
+        StoredRow {
+            id: r.uuid("id")?,
+            batch_id: r.opt_uuid("batch_id")?.map(BatchId),
+            source_row_number: r.opt_int("source_row_number")?,
+        },
+    ))
+}
+
+/// A user look-up row: its input position and the user with the lineage in its external id's metadata.
+pub(super) fn stored_user_source<R: SqlRow>(row: &R) -> StoreResult<(i64, StoredRow)> {
+    let r = Reader::new(row, "user_external_ids");
+    let (batch_id, source_row_number) = metadata_source(r.opt_json("metadata")?.as_ref())
+        .map_err(|why| r.corrupt("metadata", why))?;
+    Ok((
+        r.int("ord")?,
+        StoredRow {
+            id: r.uuid("id")?,
+            batch_id,
+            source_row_number,
+        },
+    ))
+}
+
+pub(super) fn row_error<R: SqlRow>(row: &R) -> StoreResult<RowErrorRecord> {
+    let r = Reader::new(row, "ingestion_row_errors");
+    Ok(RowErrorRecord {
+        batch_id: BatchId(r.uuid("batch_id")?),
+        row_number: r.int("row_number")?,
+        line_number: r.int("line_number")?,
+        code: r.text("code")?,
+        field: r.opt_text("field")?,
+        message: r.text("message")?,
+        details: r.opt_json("details")?,
+        raw_record: r.json("raw_record")?,
     })
 }

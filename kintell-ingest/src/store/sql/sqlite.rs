@@ -7,6 +7,7 @@
 //! SQLite has no way to tell, in `RETURNING`, a row an upsert inserted from one it updated, so each upsert
 //! statement is preceded by one `COUNT(*)` of the chunk's keys in the same transaction: unchanged rows are the
 //! ones not returned, updated rows are the existing ones that were returned, inserted rows the rest.
+//! The import's keyed writes likewise look their keys up just before the upsert.
 //!
 //! Units of work start with `BEGIN IMMEDIATE`: they read and then write, and a deferred transaction that has read
 //! cannot take the write lock once another connection has written (it fails with `SQLITE_BUSY` at once instead of
@@ -16,7 +17,7 @@ use super::{Backend, SqlRow, SqlStore, delegate_ports};
 use crate::ports::BoxError;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
-use sea_query::{Expr, SqliteQueryBuilder, Value, Values};
+use sea_query::{Expr, SelectStatement, SqliteQueryBuilder, Value, Values};
 use sea_query_sqlx::SqlxValues;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
@@ -108,6 +109,17 @@ impl Backend for SqliteBackend {
     }
 
     fn inserted_marker() -> Option<Expr> {
+        None
+    }
+
+    const WRITES_IN_CTE: bool = false;
+
+    fn decimal(v: Option<String>) -> Expr {
+        Expr::val(Value::String(v))
+    }
+
+    /// Units of work begin `IMMEDIATE`: they hold the write lock from the start.
+    fn exclusive_lock(_key: i64) -> Option<SelectStatement> {
         None
     }
 

@@ -57,6 +57,16 @@ impl<B: Backend> Backend for Counting<B> {
         B::inserted_marker()
     }
 
+    const WRITES_IN_CTE: bool = B::WRITES_IN_CTE;
+
+    fn decimal(v: Option<String>) -> Expr {
+        B::decimal(v)
+    }
+
+    fn exclusive_lock(key: i64) -> Option<SelectStatement> {
+        B::exclusive_lock(key)
+    }
+
     fn constraint(err: &dyn sqlx::error::DatabaseError) -> Option<String> {
         B::constraint(err)
     }
