@@ -71,6 +71,7 @@
 
 mod chunk;
 mod error_csv;
+mod error_file;
 mod ledger;
 mod legacy;
 mod metadata;
@@ -81,6 +82,7 @@ mod request;
 mod run;
 
 pub use error_csv::{ErrorCsvError, write_error_csv};
+pub use error_file::write_error_file;
 pub use legacy::{LegacyAdoption, LegacyReport};
 pub use report::{AssociationCounts, ImportReport};
 pub use request::{ImportOptions, ImportRequest, ImportSource};
