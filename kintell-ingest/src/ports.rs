@@ -394,6 +394,16 @@ pub trait UnitOfWork: Send {
     /// [`StoreError::Backend`], [`StoreError::Corrupt`].
     async fn instances_by_id(&mut self, ids: &[InstanceId]) -> StoreResult<Vec<ProgramInstance>>;
 
+    /// The associations of these activities of one kind, in no particular order (one query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn associations_of(
+        &mut self,
+        kind: ActivityKind,
+        activities: &[ActivityId],
+    ) -> StoreResult<Vec<Association>>;
+
     /// One association by id, as this unit sees it.
     ///
     /// # Errors

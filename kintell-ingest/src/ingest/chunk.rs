@@ -14,6 +14,7 @@ use std::hash::Hash;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::association::{Associator, DecidedBy};
 use crate::batch::ErrorSummary;
 use crate::domain::{
     ActivityId, ActivityKind, Association, AssociationId, BatchId, CompletionKey, CompletionRow,
@@ -22,9 +23,11 @@ use crate::domain::{
     RowSource, SessionId, SessionRow, SessionWrite, StoredRow, Tags, User, UserId, UserRole,
     UserRow, UserWrite, Written,
 };
+use crate::domain::{CompanyId, Decision, ProgramType};
 use crate::formats::{ErrorCode, Problem, RawRecord, RowError};
 use crate::ports::{StoreResult, UnitOfWork};
-use crate::scoring::Outcome;
+use crate::scoring::{ActivityFacts, Outcome, resolve_company};
+use std::sync::Arc;
 
 use super::metadata::InstanceSource;
 use super::prepass::sample;
@@ -78,8 +81,38 @@ pub(crate) struct ChunkContext {
     pub(crate) volunteer_field: &'static str,
     /// `policy_version` of the associations written.
     pub(crate) policy_version: String,
+    /// The campaign index rows without an instance are associated with; `None` when the catalogue could not be
+    /// loaded (the rows are then stored unassociated).
+    pub(crate) scoring: Option<Arc<Scoring>>,
+    /// Why the catalogue could not be loaded, when it could not (recorded in the batch's `csv_metadata`).
+    pub(crate) association_unavailable: Option<String>,
     /// `updated_at` of the rows written.
     pub(crate) now: DateTime<Utc>,
+}
+
+/// Association by scoring, loaded once per batch: the campaign index and the programme type of every instance
+/// (for the enrolments of automatically linked rows).
+#[derive(Debug)]
+pub(crate) struct Scoring {
+    associator: Associator,
+    instance_types: HashMap<InstanceId, ProgramType>,
+}
+
+impl Scoring {
+    /// The index of `catalog`, scoring by `policy`.
+    pub(crate) fn new(
+        catalog: &crate::ports::CatalogData,
+        policy: crate::scoring::ScoringPolicy,
+    ) -> Self {
+        Scoring {
+            associator: Associator::new(catalog, policy),
+            instance_types: catalog
+                .instances
+                .iter()
+                .map(|i| (i.id, i.program_type))
+                .collect(),
+        }
+    }
 }
 
 /// What a chunk did.
@@ -301,6 +334,7 @@ impl<'c> Judge<'c> {
 /// The people of a chunk: users found by email, and the users "create missing users" will create.
 struct People {
     known: HashMap<Email, UserId>,
+    users: HashMap<UserId, User>,
     create: bool,
     planned: Vec<User>,
     planned_emails: HashSet<Email>,
@@ -319,7 +353,8 @@ impl People {
             unit.users_by_email(&emails).await?
         };
         Ok(People {
-            known: found.into_iter().map(|u| (u.email, u.id)).collect(),
+            known: found.iter().map(|u| (u.email.clone(), u.id)).collect(),
+            users: found.into_iter().map(|u| (u.id, u)).collect(),
             create,
             planned: Vec::new(),
             planned_emails: HashSet::new(),
@@ -365,6 +400,13 @@ impl People {
         });
     }
 
+    /// The company and tags of a person (a user to be created has neither).
+    fn profile(&self, id: UserId) -> (Option<CompanyId>, Tags) {
+        self.users
+            .get(&id)
+            .map_or((None, Tags::default()), |u| (u.company_id, u.tags.clone()))
+    }
+
     async fn create(&self, unit: &mut dyn UnitOfWork) -> StoreResult<()> {
         if !self.planned.is_empty() {
             unit.upsert_users(&self.planned).await?;
@@ -393,31 +435,59 @@ impl Links {
     ) {
         let outcome = Outcome::explicit(instance.id, instance.campaign_id);
         judge.outcome.associations.record(outcome.decision);
-        self.associations.push(Association {
-            id: AssociationId(uuid::Uuid::now_v7()),
-            activity_kind: kind,
-            activity_id: ActivityId(activity.id),
-            campaign_id: outcome.campaign,
-            program_instance_id: outcome.instance,
-            confidence: outcome.confidence,
-            decision: outcome.decision,
-            reasons: outcome.reasons_json(),
-            policy_version: judge.ctx.policy_version.clone(),
-            candidates: outcome.candidates_json(),
-            batch_id: Some(judge.ctx.batch_id),
-            run_id: None,
-            decided_by: None,
-            decided_at: None,
-        });
+        self.associations.push(crate::association::record(
+            AssociationId(uuid::Uuid::now_v7()),
+            kind,
+            ActivityId(activity.id),
+            &outcome,
+            &judge.ctx.policy_version,
+            DecidedBy::Batch(judge.ctx.batch_id),
+        ));
+        self.enrol(instance.id, instance.program_type, people, at);
+    }
+
+    /// Records the scored association of one stored activity, enrolling `people` when it links the activity.
+    fn scored(
+        &mut self,
+        judge: &mut Judge<'_>,
+        kind: ActivityKind,
+        activity: &Written,
+        scored: Scored,
+    ) {
+        let Some(scoring) = judge.ctx.scoring.as_deref() else {
+            return;
+        };
+        judge.outcome.associations.record(scored.outcome.decision);
+        self.associations.push(scoring.associator.record(
+            AssociationId(uuid::Uuid::now_v7()),
+            kind,
+            ActivityId(activity.id),
+            &scored.outcome,
+            DecidedBy::Batch(judge.ctx.batch_id),
+        ));
+        if let Some(instance) = scored.links()
+            && let Some(program_type) = scoring.instance_types.get(&instance)
+        {
+            self.enrol(instance, *program_type, &scored.people, scored.at);
+        }
+    }
+
+    fn enrol(
+        &mut self,
+        instance: InstanceId,
+        program_type: ProgramType,
+        people: &[(UserId, EnrollmentRole)],
+        at: DateTime<Utc>,
+    ) {
         for (user, role) in people {
             self.enrollments
-                .entry((*user, instance.id, *role))
+                .entry((*user, instance, *role))
                 .and_modify(|e| e.enrolled_at = e.enrolled_at.min(at))
                 .or_insert(Enrollment {
                     id: uuid::Uuid::now_v7(),
                     user_id: *user,
-                    program_instance_id: instance.id,
-                    program_type: instance.program_type,
+                    program_instance_id: instance,
+                    program_type,
                     role: *role,
                     enrolled_at: at,
                 });
@@ -437,11 +507,73 @@ impl Links {
     }
 }
 
-/// Association by scoring of a stored row that no instance links: the seam where `association.md`'s scoring
-/// plugs in (campaign index loaded once per batch, one outcome per row, written with the explicit ones). The
-/// pipeline does not score yet, so such rows are stored unlinked, with no association row, and a backfill
-/// associates them later.
-fn associate_by_scoring_later() {}
+/// The scored association of a row no instance links.
+struct Scored {
+    outcome: Outcome,
+    people: Vec<(UserId, EnrollmentRole)>,
+    at: DateTime<Utc>,
+}
+
+impl Scored {
+    /// The instance the row is linked to: the proposal's, for an `auto` decision.
+    fn links(&self) -> Option<InstanceId> {
+        (self.outcome.decision == Decision::Auto)
+            .then_some(self.outcome.instance)
+            .flatten()
+    }
+}
+
+/// How a stored row is associated.
+enum Link {
+    /// Linked to an instance the batch or the row named.
+    Explicit(
+        ProgramInstance,
+        Vec<(UserId, EnrollmentRole)>,
+        DateTime<Utc>,
+    ),
+    /// Scored against the campaign index.
+    Scored(Scored),
+    /// Left as it is: no catalogue, or a stored human or explicit decision that an import must not change.
+    Kept,
+}
+
+/// Scores a row no instance links, unless its stored association is sticky (a human decision, or an explicit one)
+/// or there is no catalogue.
+fn score(
+    ctx: &ChunkContext,
+    sticky: bool,
+    facts: &ActivityFacts<'_>,
+    people: Vec<(UserId, EnrollmentRole)>,
+) -> Link {
+    match ctx.scoring.as_deref() {
+        Some(scoring) if !sticky => Link::Scored(Scored {
+            outcome: scoring.associator.associate(facts),
+            people,
+            at: facts.at,
+        }),
+        _ => Link::Kept,
+    }
+}
+
+/// The stored activities (among `ids`) whose association an import must not change: human decisions and explicit
+/// ones (one query; none when there is nothing to score with).
+async fn sticky_of(
+    unit: &mut dyn UnitOfWork,
+    ctx: &ChunkContext,
+    kind: ActivityKind,
+    ids: Vec<ActivityId>,
+) -> StoreResult<HashSet<ActivityId>> {
+    if ids.is_empty() || ctx.scoring.is_none() {
+        return Ok(HashSet::new());
+    }
+    Ok(unit
+        .associations_of(kind, &ids)
+        .await?
+        .into_iter()
+        .filter(|a| a.decision.is_human() || a.decision == Decision::Explicit)
+        .map(|a| a.activity_id)
+        .collect())
+}
 
 async fn write_sessions(
     unit: &mut dyn UnitOfWork,
@@ -463,6 +595,13 @@ async fn write_sessions(
     let ids: Vec<SessionId> = distinct(rows.iter().map(|(_, r)| r.session_id.clone()));
     let stored: HashMap<SessionId, StoredRow> =
         unit.stored_sessions(&ids).await?.into_iter().collect();
+    let sticky = sticky_of(
+        unit,
+        ctx,
+        ActivityKind::KintellSession,
+        stored.values().map(|s| ActivityId(s.id)).collect(),
+    )
+    .await?;
 
     let mut seen: HashMap<SessionId, u64> = HashMap::new();
     let mut writes = Vec::new();
@@ -492,19 +631,33 @@ async fn write_sessions(
         people.need(&row.volunteer_email, UserRole::Volunteer);
         seen.insert(row.session_id.clone(), at.row_number);
         let when = row.completed_at.unwrap_or(row.scheduled_at);
-        linked.push(instance.map(|i| {
-            (
-                i,
-                vec![
-                    (participant, EnrollmentRole::Participant),
-                    (volunteer, EnrollmentRole::Volunteer),
-                ],
-                when,
-            )
-        }));
+        let roles = vec![
+            (participant, EnrollmentRole::Participant),
+            (volunteer, EnrollmentRole::Volunteer),
+        ];
+        let link = match instance {
+            Some(i) => Link::Explicit(i, roles, when),
+            None => {
+                let (participant_company, tags) = people.profile(participant);
+                let (volunteer_company, _) = people.profile(volunteer);
+                let facts = ActivityFacts::session(
+                    row.session_type,
+                    row.scheduled_at,
+                    row.completed_at,
+                    resolve_company(volunteer_company, participant_company),
+                    &tags,
+                );
+                let kept = stored
+                    .get(&row.session_id)
+                    .is_some_and(|s| sticky.contains(&ActivityId(s.id)));
+                score(ctx, kept, &facts, roles)
+            }
+        };
+        let program_instance_id = link.instance();
+        linked.push(link);
         writes.push(SessionWrite {
             id: ActivityId(uuid::Uuid::now_v7()),
-            program_instance_id: linked.last().and_then(|l| l.as_ref()).map(|(i, _, _)| i.id),
+            program_instance_id,
             row,
             participant_id: participant,
             volunteer_id: volunteer,
@@ -546,6 +699,13 @@ async fn write_matches(
     } else {
         unit.stored_matches(&keys).await?.into_iter().collect()
     };
+    let sticky = sticky_of(
+        unit,
+        ctx,
+        ActivityKind::BuddyMatch,
+        stored.values().map(|s| ActivityId(s.id)).collect(),
+    )
+    .await?;
 
     let mut seen: HashMap<MatchKey, u64> = HashMap::new();
     let mut writes = Vec::new();
@@ -580,19 +740,31 @@ async fn write_matches(
         people.need(&row.participant_email, UserRole::Participant);
         people.need(&row.buddy_email, UserRole::Volunteer);
         seen.insert(key, at.row_number);
-        linked.push(instance.map(|i| {
-            (
-                i,
-                vec![
-                    (participant_id, EnrollmentRole::Participant),
-                    (buddy_id, EnrollmentRole::Volunteer),
-                ],
-                row.matched_at,
-            )
-        }));
+        let roles = vec![
+            (participant_id, EnrollmentRole::Participant),
+            (buddy_id, EnrollmentRole::Volunteer),
+        ];
+        let link = match instance {
+            Some(i) => Link::Explicit(i, roles, row.matched_at),
+            None => {
+                let (participant_company, tags) = people.profile(participant_id);
+                let (buddy_company, _) = people.profile(buddy_id);
+                let facts = ActivityFacts::buddy_match(
+                    row.matched_at,
+                    resolve_company(buddy_company, participant_company),
+                    &tags,
+                );
+                let kept = stored
+                    .get(&key)
+                    .is_some_and(|s| sticky.contains(&ActivityId(s.id)));
+                score(ctx, kept, &facts, roles)
+            }
+        };
+        let program_instance_id = link.instance();
+        linked.push(link);
         writes.push(MatchWrite {
             id: ActivityId(uuid::Uuid::now_v7()),
-            program_instance_id: linked.last().and_then(|l| l.as_ref()).map(|(i, _, _)| i.id),
+            program_instance_id,
             row,
             key,
             source: at.source(ctx.batch_id),
@@ -630,6 +802,13 @@ async fn write_completions(
     } else {
         unit.stored_completions(&keys).await?.into_iter().collect()
     };
+    let sticky = sticky_of(
+        unit,
+        ctx,
+        ActivityKind::CourseCompletion,
+        stored.values().map(|s| ActivityId(s.id)).collect(),
+    )
+    .await?;
 
     let mut seen: HashMap<CompletionKey, u64> = HashMap::new();
     let mut writes = Vec::new();
@@ -661,16 +840,23 @@ async fn write_completions(
             continue;
         }
         people.need(&row.user_email, UserRole::Participant);
-        linked.push(instance.map(|i| {
-            (
-                i,
-                vec![(user_id, EnrollmentRole::Participant)],
-                row.completed_at,
-            )
-        }));
+        let roles = vec![(user_id, EnrollmentRole::Participant)];
+        let link = match instance {
+            Some(i) => Link::Explicit(i, roles, row.completed_at),
+            None => {
+                let (company, tags) = people.profile(user_id);
+                let facts = ActivityFacts::course_completion(row.completed_at, company, &tags);
+                let kept = stored
+                    .get(&key)
+                    .is_some_and(|s| sticky.contains(&ActivityId(s.id)));
+                score(ctx, kept, &facts, roles)
+            }
+        };
+        let program_instance_id = link.instance();
+        linked.push(link);
         writes.push(CompletionWrite {
             id: ActivityId(uuid::Uuid::now_v7()),
-            program_instance_id: linked.last().and_then(|l| l.as_ref()).map(|(i, _, _)| i.id),
+            program_instance_id,
             row,
             key: key.clone(),
             source: at.source(ctx.batch_id),
@@ -694,14 +880,18 @@ async fn write_completions(
     .await
 }
 
-/// A stored row's link: its instance, the people to enrol with their roles, and the activity's time.
-type Link = Option<(
-    ProgramInstance,
-    Vec<(UserId, EnrollmentRole)>,
-    DateTime<Utc>,
-)>;
+impl Link {
+    /// The instance the activity row is written with (`None` leaves a stored link as it is).
+    fn instance(&self) -> Option<InstanceId> {
+        match self {
+            Link::Explicit(i, _, _) => Some(i.id),
+            Link::Scored(s) => s.links(),
+            Link::Kept => None,
+        }
+    }
+}
 
-/// Counts the written rows and writes the links of the linked ones.
+/// Counts the written rows and writes their associations and enrolments.
 async fn finish(
     unit: &mut dyn UnitOfWork,
     judge: &mut Judge<'_>,
@@ -713,10 +903,11 @@ async fn finish(
     for (w, link) in written.iter().zip(linked) {
         judge.outcome.count(w);
         match link {
-            Some((instance, people, at)) => {
+            Link::Explicit(instance, people, at) => {
                 links.link(judge, kind, w, &instance, &people, at);
             }
-            None => associate_by_scoring_later(),
+            Link::Scored(scored) => links.scored(judge, kind, w, scored),
+            Link::Kept => {}
         }
     }
     links.write(unit).await

@@ -105,3 +105,25 @@ pub(crate) fn set_associations(meta: &mut Value, counts: AssociationCounts) {
         map.insert("associations".to_owned(), v);
     }
 }
+
+/// Records that association could not run (the catalogue could not be loaded), and why.
+pub(crate) fn set_association_unavailable(meta: &mut Value, why: &str) {
+    if let Value::Object(map) = meta {
+        map.insert(
+            "association_unavailable".to_owned(),
+            Value::String(why.to_owned()),
+        );
+    }
+}
+
+/// An error and its sources on one line.
+pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -16,7 +17,7 @@ use crate::formats::{
 };
 use crate::ports::{BatchGuard, StoreError, UnitOfWork};
 
-use super::chunk::{self, BatchInstance, ChunkContext, Item};
+use super::chunk::{self, BatchInstance, ChunkContext, Item, Scoring};
 use super::ledger::{Ledger, apply, machine, only_request_differs};
 use super::metadata::{self, InstanceSource, RunOptions};
 use super::prepass::{self, HashingReader, PrePass, Scanned, elapsed};
@@ -807,6 +808,8 @@ impl Ingestor {
                 columns: Vec::new(),
                 volunteer_field: "volunteer_email",
                 policy_version: self.policy.version.clone(),
+                scoring: None,
+                association_unavailable: None,
                 now: self.clock.now(),
             };
             let items = errors.into_iter().map(Item::Invalid).collect();
@@ -1017,6 +1020,19 @@ impl Worker<'_, '_> {
             .map(|b| b.id)
             .collect();
         same_content.insert(self.batch.id);
+        // The campaign index is built once per run. Without a catalogue the rows are still stored, unassociated,
+        // and the batch says so; a backfill associates them later.
+        let mut unavailable = None;
+        let scoring = match self.ingestor.store.load_catalog().await {
+            Ok(catalog) => Some(Arc::new(Scoring::new(
+                &catalog,
+                self.ingestor.policy.clone(),
+            ))),
+            Err(e) => {
+                unavailable = Some(metadata::one_line(&e));
+                None
+            }
+        };
         let mut ctx = ChunkContext {
             batch_id: self.batch.id,
             same_content,
@@ -1025,6 +1041,8 @@ impl Worker<'_, '_> {
             columns: header.columns.clone(),
             volunteer_field: volunteer_field(header.format),
             policy_version: self.ingestor.policy.version.clone(),
+            scoring,
+            association_unavailable: unavailable,
             now: clock.now(),
         };
         let meter = ProgressMeter::importing(self.plan.size, total, start_row);
@@ -1106,6 +1124,9 @@ impl Worker<'_, '_> {
             }
         };
         next.error_summary = Some(summary.to_json());
+        if let Some(why) = &ctx.association_unavailable {
+            metadata::set_association_unavailable(&mut next.csv_metadata, why);
+        }
         let mut associations = metadata::associations(&next.csv_metadata);
         associations.add(outcome.associations);
         metadata::set_associations(&mut next.csv_metadata, associations);

@@ -1579,6 +1579,26 @@ impl UnitOfWork for MemoryUnit {
         })
     }
 
+    async fn associations_of(
+        &mut self,
+        kind: ActivityKind,
+        activities: &[ActivityId],
+    ) -> StoreResult<Vec<Association>> {
+        self.run(|base, over| {
+            let associations = view(&base.associations, &over.associations);
+            let wanted: HashSet<ActivityId> = activities.iter().copied().collect();
+            Ok(wanted
+                .into_iter()
+                .filter_map(|a| {
+                    associations
+                        .owner(&association_key(kind, a))
+                        .and_then(|id| associations.get(id))
+                        .cloned()
+                })
+                .collect())
+        })
+    }
+
     async fn association_by_id(&mut self, id: AssociationId) -> StoreResult<Option<Association>> {
         self.run(|base, over| {
             Ok(view(&base.associations, &over.associations)

@@ -815,6 +815,14 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
         review::instances_by_id::<B>(&mut self.tx, ids).await
     }
 
+    async fn associations_of(
+        &mut self,
+        kind: ActivityKind,
+        activities: &[ActivityId],
+    ) -> StoreResult<Vec<Association>> {
+        review::associations_of::<B>(&mut self.tx, kind, activities).await
+    }
+
     async fn association_by_id(&mut self, id: AssociationId) -> StoreResult<Option<Association>> {
         review::association_by_id::<B>(&mut self.tx, id).await
     }

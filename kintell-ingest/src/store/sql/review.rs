@@ -88,6 +88,30 @@ pub(super) async fn instances_by_id<B: Backend>(
     found.iter().map(rows::instance).collect()
 }
 
+pub(super) async fn associations_of<B: Backend>(
+    conn: &mut B::Conn,
+    kind: ActivityKind,
+    activities: &[ActivityId],
+) -> StoreResult<Vec<crate::domain::Association>> {
+    let mut out = Vec::new();
+    // One statement per bind-limit's worth of ids: one for any realistic chunk.
+    for ids in activities.chunks(B::MAX_BINDS.saturating_sub(1).max(1)) {
+        let stmt = Query::select()
+            .columns(query::ASSOCIATIONS.columns.iter().copied())
+            .from(query::ASSOCIATIONS.name)
+            .and_where(Expr::col("activity_kind").eq(kind.as_str()))
+            .and_where(
+                Expr::col("activity_id").is_in(ids.iter().map(|i| Value::Uuid(Some(i.uuid())))),
+            )
+            .to_owned();
+        let found = fetch::<B>(conn, &stmt, "reading the associations of activities").await?;
+        for row in &found {
+            out.push(rows::association(row)?);
+        }
+    }
+    Ok(out)
+}
+
 pub(super) async fn association_by_id<B: Backend>(
     conn: &mut B::Conn,
     id: AssociationId,

@@ -233,6 +233,14 @@ impl UnitOfWork for ProbeUnit {
         self.probe.call("uow.instances_by_id").await?;
         self.inner.instances_by_id(ids).await
     }
+    async fn associations_of(
+        &mut self,
+        kind: ActivityKind,
+        activities: &[ActivityId],
+    ) -> StoreResult<Vec<Association>> {
+        self.probe.call("uow.associations_of").await?;
+        self.inner.associations_of(kind, activities).await
+    }
     async fn association_by_id(&mut self, id: AssociationId) -> StoreResult<Option<Association>> {
         self.probe.call("uow.association_by_id").await?;
         self.inner.association_by_id(id).await
