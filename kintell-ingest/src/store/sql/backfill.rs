@@ -9,8 +9,8 @@ use crate::domain::{
 };
 use crate::ports::{BackfillFilter, BackfillRow, StoreError, StoreResult};
 use sea_query::{
-    Alias, Expr, ExprTrait, InsertStatement, JoinType, Order, Query, SelectStatement,
-    UpdateStatement, Value,
+    Alias, CaseStatement, Expr, ExprTrait, Func, InsertStatement, JoinType, Order, Query,
+    SelectStatement, UpdateStatement, Value,
 };
 
 /// The columns of `association_runs` a read selects.
@@ -80,12 +80,13 @@ fn filtered<B: Backend>(
         stmt.and_where(Expr::col((t(), "id")).gt(uuid(after.uuid())));
     }
     if let Some(company) = filter.company {
+        let participant = Expr::col((Alias::new("p"), "company_id"));
         let resolved = if volunteer.is_some() {
-            "COALESCE(\"v\".\"company_id\", \"p\".\"company_id\") = ?"
+            Func::coalesce([Expr::col((Alias::new("v"), "company_id")), participant]).into()
         } else {
-            "\"p\".\"company_id\" = ?"
+            participant
         };
-        stmt.and_where(Expr::cust_with_values(resolved, [uuid(company.uuid())]));
+        stmt.and_where(resolved.eq(uuid(company.uuid())));
     }
     if let Some(from) = filter.from {
         stmt.and_where(Expr::cust(at).gte(B::timestamp(Some(from))));
@@ -163,21 +164,19 @@ pub(super) fn page_rows<R: SqlRow>(
 /// The bind parameters one link costs: the id and instance of the `CASE`, the id of the `IN` list.
 pub(super) const LINK_BINDS: usize = 3;
 
-/// Links each activity of `links` to its instance (one `CASE` over the ids); ids are distinct.
+/// Links each activity of `links` to its instance (one `CASE WHEN "id" = … THEN …` per link); ids are distinct.
 pub(super) fn set_instances<B: Backend>(
     kind: ActivityKind,
     links: &[(ActivityId, InstanceId)],
 ) -> UpdateStatement {
-    let case = format!(
-        "CASE \"id\" {} END",
-        vec!["WHEN ? THEN ?"; links.len()].join(" ")
-    );
-    let values = links
+    let case = links
         .iter()
-        .flat_map(|(id, instance)| [uuid(id.uuid()), uuid(instance.uuid())]);
+        .fold(CaseStatement::new(), |case, (id, instance)| {
+            case.case(Expr::col("id").eq(uuid(id.uuid())), uuid(instance.uuid()))
+        });
     Query::update()
         .table(query::activity_table(kind))
-        .value("program_instance_id", Expr::cust_with_values(case, values))
+        .value("program_instance_id", case)
         .value("updated_at", B::now())
         .and_where(Expr::col("id").is_in(links.iter().map(|(id, _)| uuid(id.uuid()))))
         .to_owned()
