@@ -1,5 +1,6 @@
 //! The commands: each opens what it needs, calls the library and renders.
 
+mod associate;
 mod catalog;
 mod migrate;
 mod report;
@@ -15,6 +16,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Migrate(cmd) => migrate::run(&cli.global, cmd).await,
         Command::Catalog(cmd) => catalog::run(&cli.global, cmd).await,
+        Command::Associate(cmd) => associate::run(&cli.global, cmd).await,
         Command::Review(cmd) => review::run(&cli.global, cmd).await,
         Command::Report(cmd) => report::run(&cli.global, cmd).await,
     }
