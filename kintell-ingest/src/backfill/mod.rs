@@ -13,8 +13,23 @@
 //! Every page's write is guarded by the lease, so two workers never run the same run at once. A dry run is recorded
 //! like any run, with its statistics and a sample of the changes it would make, and writes nothing else.
 //!
-//! The scoring policy's time zone (which makes activity dates, and so also the date filter) is not stored with
-//! the run (`association_runs` has no column for it): resume with the same policy as the run started with.
+//! Choices where the specification is silent:
+//! - A row whose decision, campaign and instance come out as stored counts as `unchanged` and is not rewritten
+//!   (its confidence, reasons and `run_id` stay as they were). A changed row is rewritten whole, with the run's id.
+//!   Human and `explicit` decisions are not scored at all and count as `unchanged`.
+//! - `avg_confidence` and `histogram` cover the rows that had candidates (fresh decision `auto`, `review` or
+//!   `ignored`), unchanged ones included; `avg_confidence` is `null` when there were none. A row with no activity
+//!   time (a session without `scheduled_at` and `completed_at`, a course never completed) is an `error`.
+//! - Linking and enrolling happen only for rows that change to `auto`; an activity is linked only when its stored
+//!   link differs, and never unlinked (a row that changes from `auto` to something else keeps its link).
+//! - The company filter uses the company the scorer uses (the volunteer's, else the participant's); the date
+//!   filter uses the activity date in the policy's time zone, both ends inclusive.
+//! - The scoring policy's time zone is not stored with the run (`association_runs` has no column for it): resume
+//!   with the same policy as the run started with (`associate resume --policy-timezone`).
+//! - `association_runs` has no column for an error message: a run that fails is marked `failed` and the error is
+//!   returned to the caller (the CLI prints it); resuming it continues from its checkpoint.
+//! - The rows still to read are counted once when a run starts or resumes (one aggregate query per entity), for
+//!   progress and its ETA.
 //!
 //! ```
 //! use kintell_ingest::backfill::{Backfill, BackfillOptions};
