@@ -22,16 +22,10 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Database to use: `sqlite://FILE?mode=rwc` or `postgres://USER@HOST/DB`. It is migrated automatically on
-    /// first use.
-    #[arg(
-        long,
-        global = true,
-        env = "KINTELL_DATABASE_URL",
-        default_value = "sqlite://kintell.db?mode=rwc",
-        value_name = "URL"
-    )]
-    pub database_url: String,
+    /// Database to use: `sqlite://FILE?mode=rwc` or `postgres://USER@HOST/DB` [default: sqlite://kintell.db?mode=rwc,
+    /// and sqlite://kintell-demo.db?mode=rwc for `demo`]. It is migrated automatically on first use.
+    #[arg(long, global = true, env = "KINTELL_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
 
     /// Print one machine-readable JSON document on stdout and nothing else there.
     #[arg(long, global = true)]
@@ -46,9 +40,31 @@ pub struct Global {
     pub verbose: u8,
 }
 
+/// The database of every command but `demo` when none is given.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://kintell.db?mode=rwc";
+
+/// The database of `demo` when none is given.
+pub const DEMO_DATABASE_URL: &str = "sqlite://kintell-demo.db?mode=rwc";
+
+impl Global {
+    /// The database URL given, or `default`.
+    pub fn database_url_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.database_url.as_deref().unwrap_or(default)
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show what the tool does on a small bundled example: a catalogue and one sample file of every format
+    /// (with rejected rows, an automatic association, a review case and an instance named by a file name),
+    /// imported into sqlite://kintell-demo.db?mode=rwc unless --database-url is given; then the batches, the first
+    /// rejected rows, the review queue and the campaign report. Running it again shows the re-import refusals and
+    /// doubles nothing.
+    ///
+    /// Example: kintell-ingest demo
+    Demo,
+
     /// Manage the database schema.
     ///
     /// Example: kintell-ingest migrate status
@@ -60,6 +76,28 @@ pub enum Command {
     /// Example: kintell-ingest catalog import catalog.json
     #[command(subcommand)]
     Catalog(CatalogCommand),
+
+    /// Import a CSV export: validate every row, store the valid ones in chunks under a resumable batch, record
+    /// every rejected row. The entity is detected from the header unless given.
+    ///
+    /// Exit codes: 0 every row stored; 1 rows (or the whole file) rejected; 2 usage or runtime error, or the batch
+    /// paused or cancelled on request; 3 the file was already imported (use --force); 4 another worker is
+    /// importing it.
+    ///
+    /// Example: kintell-ingest import sessions mentors_for_ukraine_2024_q4.csv --errors-out rejected.csv
+    Import(ImportArgs),
+
+    /// The batch ledger: list, show, export rejected rows, resume, pause, cancel.
+    ///
+    /// Example: kintell-ingest batches list --status failed
+    #[command(subcommand)]
+    Batches(BatchesCommand),
+
+    /// Row lineage.
+    ///
+    /// Example: kintell-ingest lineage adopt-legacy
+    #[command(subcommand)]
+    Lineage(LineageCommand),
 
     /// Historical association: re-associate stored activities in checkpointed, resumable runs.
     ///
@@ -78,6 +116,140 @@ pub enum Command {
     /// Example: kintell-ingest report campaigns --company acme
     #[command(subcommand)]
     Report(ReportCommand),
+}
+
+/// The options of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// `[ENTITY] FILE`: the entity (`sessions`, `users`, `buddy-matches`, `course-completions`; detected from the
+    /// header when left out) and the CSV file.
+    #[arg(value_name = "[ENTITY] FILE", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
+
+    /// Link every row to this programme instance (slug); unknown slugs are refused.
+    #[arg(long, value_name = "SLUG")]
+    pub program_instance: Option<String>,
+
+    /// The batch's programme type (mentors_ukraine, language_ukraine, buddy, upskilling, kintell); also decides
+    /// between the mentors and language formats when the header fits both.
+    #[arg(long, value_name = "TYPE")]
+    pub program_type: Option<String>,
+
+    /// The format (kintell-sessions, mentors-v1, language-v1, language-v1.1, kintell-users, buddy-matches,
+    /// course-completions) instead of detecting it.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+
+    /// The delimiter instead of sniffing it: `,`, `;` or `tab`.
+    #[arg(long, value_name = "DELIMITER")]
+    pub delimiter: Option<String>,
+
+    /// The time zone of timestamps written without one, as ±HH:MM (default UTC).
+    #[arg(long, value_name = "±HH:MM", allow_hyphen_values = true)]
+    pub timezone: Option<String>,
+
+    /// The time zone of the calendar dates association compares with campaign windows, as ±HH:MM (default UTC).
+    #[arg(long, value_name = "±HH:MM", allow_hyphen_values = true)]
+    pub policy_timezone: Option<String>,
+
+    /// Import even a file a completed batch already imported (a new batch; nothing is duplicated).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Run the whole import and roll it back: the same report, nothing stored.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Rows per transaction (default 5000).
+    #[arg(long, value_name = "N")]
+    pub chunk_size: Option<usize>,
+
+    /// Refuse the whole file, before storing any row, when more rows than this are invalid.
+    #[arg(long, value_name = "N")]
+    pub max_errors: Option<u64>,
+
+    /// Refuse the whole file, before storing any row, when a larger share of rows than this (0 to 1) is invalid.
+    #[arg(long, value_name = "R")]
+    pub max_error_ratio: Option<f64>,
+
+    /// Create users for unknown emails instead of rejecting their rows.
+    #[arg(long)]
+    pub create_missing_users: bool,
+
+    /// Write the rejected rows, with their errors, to this CSV file.
+    #[arg(long, value_name = "PATH")]
+    pub errors_out: Option<PathBuf>,
+}
+
+/// The batch ledger.
+#[derive(Debug, Subcommand)]
+pub enum BatchesCommand {
+    /// List batches, newest first.
+    ///
+    /// Example: kintell-ingest batches list --status completed --limit 10
+    List {
+        /// Only batches in this status (pending, running, paused, completed, failed, cancelled).
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one batch: counters, lease, error summary, metadata.
+    ///
+    /// Example: kintell-ingest batches show 0192f0c4-…
+    Show {
+        /// The batch id.
+        id: uuid::Uuid,
+    },
+    /// Write the rejected rows of a batch as CSV: the original columns, then `_error_row`, `_error_line`,
+    /// `_error_code`, `_error_field`, `_error_message`.
+    ///
+    /// Example: kintell-ingest batches errors 0192f0c4-… -o rejected.csv
+    Errors {
+        /// The batch id.
+        id: uuid::Uuid,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Keep cells that begin with =, +, -, @, TAB or CR as they are (by default they get a leading ').
+        #[arg(long)]
+        no_escape_formulas: bool,
+    },
+    /// Resume a paused, failed, orphaned or abandoned batch from its checkpoint; FILE must be the same bytes.
+    ///
+    /// Example: kintell-ingest batches resume 0192f0c4-… mentors_for_ukraine_2024_q4.csv
+    Resume {
+        /// The batch id.
+        id: uuid::Uuid,
+        /// The file the batch imports.
+        file: PathBuf,
+    },
+    /// Ask the worker importing a batch to pause after its current chunk.
+    ///
+    /// Example: kintell-ingest batches pause 0192f0c4-…
+    Pause {
+        /// The batch id.
+        id: uuid::Uuid,
+    },
+    /// Cancel a batch: at once when no worker holds it, else after the worker's current chunk. Rows already
+    /// stored stay, with their lineage.
+    ///
+    /// Example: kintell-ingest batches cancel 0192f0c4-…
+    Cancel {
+        /// The batch id.
+        id: uuid::Uuid,
+    },
+}
+
+/// Row lineage.
+#[derive(Debug, Subcommand)]
+pub enum LineageCommand {
+    /// Link every activity row stored before batches existed (no batch) to a synthetic legacy batch per table.
+    /// Running it again adds only rows still unlinked.
+    ///
+    /// Example: kintell-ingest lineage adopt-legacy
+    AdoptLegacy,
 }
 
 /// Schema management.

@@ -6,6 +6,9 @@
 //! - [`store::Store`]: a handle on a store — [`store::Store::memory`], or [`store::Store::connect`] with a
 //!   `sqlite://…` or `postgres://…` URL (features `sqlite` and `postgres`, both on by default) — speaking through
 //!   the traits of [`ports`]. [`store::Store::migrate`] brings a database's schema up to date.
+//! - [`ingest::Ingestor`]: imports a CSV file ([`ingest::ImportRequest`]) into a batch of the ledger, resumable
+//!   and idempotent, and reports it ([`ingest::ImportReport`]); [`ingest::write_error_csv`] exports the rejected
+//!   rows.
 //! - [`catalog::CatalogImport`]: loads companies, beneficiary groups, campaigns, programme instances and users from
 //!   a JSON document, with stable ids.
 //! - [`formats::Parser`]: the pure, streaming CSV parser; [`formats::instance_from_file_name`].
@@ -51,6 +54,7 @@ pub mod batch;
 pub mod catalog;
 pub mod domain;
 pub mod formats;
+pub mod ingest;
 pub mod ports;
 pub mod reports;
 pub mod review;

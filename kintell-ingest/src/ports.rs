@@ -13,9 +13,9 @@ use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, AssociationState,
     BatchId, BatchRecord, BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId,
     CompletionKey, CompletionWrite, Email, Enrollment, EntityKind, InstanceId, Key, MatchKey,
-    MatchWrite, NewBatch, NewRun, ProgramInstance, ProgramSlug, ProgramType, RowErrorRecord,
-    RunGuard, RunId, RunRecord, SessionId, SessionWrite, StoredRow, Tags, User, UserId, UserWrite,
-    Written,
+    MatchWrite, NewBatch, NewRun, ProgramInstance, ProgramSlug, ProgramType, RequestedAction,
+    RowErrorRecord, RunGuard, RunId, RunRecord, SessionId, SessionWrite, StoredRow, Tags, User,
+    UserId, UserWrite, Written,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -86,8 +86,9 @@ impl UpsertCounts {
 
 /// The condition under which a batch row may be overwritten: what the writer last saw.
 ///
-/// A write whose guard does not match the stored row changes nothing (the lease was lost, or another worker moved
-/// the batch on).
+/// A write whose guard does not match the stored row changes nothing (the lease was lost, another worker moved
+/// the batch on, or someone recorded a pause or cancel request the writer has not seen: a worker's checkpoint must
+/// not overwrite a request it never read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchGuard {
     /// The lease owner the row must still have (`None`: no owner).
@@ -96,6 +97,8 @@ pub struct BatchGuard {
     pub status: BatchStatus,
     /// The resume point the row must still have.
     pub last_processed_row: i64,
+    /// The pending request the row must still have (`None`: none).
+    pub requested_action: Option<RequestedAction>,
 }
 
 impl BatchGuard {
@@ -105,6 +108,7 @@ impl BatchGuard {
             lease_owner: batch.lease_owner.clone(),
             status: batch.status,
             last_processed_row: batch.last_processed_row,
+            requested_action: batch.requested_action,
         }
     }
 
@@ -113,6 +117,7 @@ impl BatchGuard {
         stored.lease_owner == self.lease_owner
             && stored.status == self.status
             && stored.last_processed_row == self.last_processed_row
+            && stored.requested_action == self.requested_action
     }
 }
 
@@ -331,6 +336,13 @@ pub trait UnitOfWork: Send {
     /// # Errors
     /// [`StoreError::MissingReference`] for an unknown campaign, instance, batch or run.
     async fn upsert_associations(&mut self, rows: &[Association]) -> StoreResult<UpsertCounts>;
+
+    /// Creates a batch in status `pending`, counters 0, as part of this unit (a dry run creates its batch here, so
+    /// that nothing of it outlives the rollback); returns it as stored.
+    ///
+    /// # Errors
+    /// As [`BatchRepository::insert_batch`].
+    async fn insert_batch(&mut self, batch: &NewBatch) -> StoreResult<BatchRecord>;
 
     /// Overwrites the mutable columns of a batch if the stored row still satisfies `guard`; returns whether it did.
     /// `false` means the lease was lost or the batch moved on: the caller rolls back and stops.

@@ -1,15 +1,13 @@
-//! `associate backfill|runs|resume`, with a progress bar on stderr.
+//! `associate backfill|runs|resume`, with the progress bar on stderr.
 
 use crate::cli::{AssociateCommand, Entity, Global};
 use crate::exit::{Exit, with_exit};
 use crate::output::{Table, emit, emit_json};
+use crate::progress::Bar;
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kintell_ingest::backfill::{Backfill, BackfillError, BackfillOptions};
-use kintell_ingest::batch::{Progress, ProgressSnapshot};
 use kintell_ingest::domain::{BackfillEntity, Key, RunId, RunRecord, TimeZoneOffset};
 use kintell_ingest::scoring::ScoringPolicy;
-use std::io::IsTerminal;
 
 pub async fn run(global: &Global, cmd: AssociateCommand) -> anyhow::Result<Exit> {
     match cmd {
@@ -48,7 +46,7 @@ pub async fn run(global: &Global, cmd: AssociateCommand) -> anyhow::Result<Exit>
                 options = options.policy_timezone(tz);
             }
             let store = super::open(global).await?;
-            let bar = Bar::new(global.quiet || global.json);
+            let bar = Bar::associating(global.quiet || global.json);
             let result = Backfill::new(store).run(options).with_progress(&bar).await;
             bar.finish();
             let run = result.map_err(refused)?;
@@ -89,7 +87,7 @@ pub async fn run(global: &Global, cmd: AssociateCommand) -> anyhow::Result<Exit>
         } => {
             let tz = timezone(policy_timezone.as_deref())?.unwrap_or_default();
             let store = super::open(global).await?;
-            let bar = Bar::new(global.quiet || global.json);
+            let bar = Bar::associating(global.quiet || global.json);
             let result = Backfill::new(store)
                 .policy(ScoringPolicy::with_timezone(tz))
                 .resume(RunId(run))
@@ -214,41 +212,4 @@ fn render(global: &Global, r: &RunRecord) -> anyhow::Result<Exit> {
     }
     emit(&out)?;
     Ok(Exit::Success)
-}
-
-/// The progress bar of a run, on stderr; hidden under `--quiet`, `--json` or when stderr is not a terminal.
-struct Bar {
-    bar: ProgressBar,
-}
-
-impl Bar {
-    fn new(hidden: bool) -> Self {
-        let target = if hidden || !std::io::stderr().is_terminal() {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        };
-        let bar = ProgressBar::with_draw_target(None, target);
-        if let Ok(style) =
-            ProgressStyle::with_template("associating [{bar:30}] {pos}/{len} rows {msg} ETA {eta}")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        Bar { bar }
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-
-impl Progress for Bar {
-    fn on_progress(&self, p: &ProgressSnapshot) {
-        self.bar.set_length(p.rows_total);
-        self.bar.set_position(p.rows_done);
-        self.bar.set_message(
-            p.rows_per_second()
-                .map_or_else(String::new, |r| format!("{r:.0} rows/s")),
-        );
-    }
 }

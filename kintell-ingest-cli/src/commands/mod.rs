@@ -1,12 +1,16 @@
 //! The commands: each opens what it needs, calls the library and renders.
 
 mod associate;
+mod batches;
 mod catalog;
+mod demo;
+mod import;
+mod lineage;
 mod migrate;
 mod report;
 mod review;
 
-use crate::cli::{Cli, Command, Global};
+use crate::cli::{Cli, Command, DEFAULT_DATABASE_URL, Global};
 use crate::exit::Exit;
 use anyhow::Context;
 use kintell_ingest::store::Store;
@@ -17,21 +21,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Migrate(cmd) => migrate::run(&cli.global, cmd).await,
         Command::Catalog(cmd) => catalog::run(&cli.global, cmd).await,
         Command::Associate(cmd) => associate::run(&cli.global, cmd).await,
+        Command::Demo => demo::run(&cli.global).await,
+        Command::Import(args) => import::run(&cli.global, args).await,
+        Command::Batches(cmd) => batches::run(&cli.global, cmd).await,
+        Command::Lineage(cmd) => lineage::run(&cli.global, cmd).await,
         Command::Review(cmd) => review::run(&cli.global, cmd).await,
         Command::Report(cmd) => report::run(&cli.global, cmd).await,
     }
 }
 
-/// Connects to the database of `--database-url`.
+/// Connects to the database of `--database-url` (or the default).
 pub async fn connect(global: &Global) -> anyhow::Result<Store> {
-    Store::connect(&global.database_url)
+    connect_to(global.database_url_or(DEFAULT_DATABASE_URL)).await
+}
+
+/// Connects to `url`.
+pub async fn connect_to(url: &str) -> anyhow::Result<Store> {
+    Store::connect(url)
         .await
-        .with_context(|| format!("cannot open the database {}", redact(&global.database_url)))
+        .with_context(|| format!("cannot open the database {}", redact(url)))
 }
 
 /// Connects and applies pending migrations (the database is "migrated automatically on first use").
 pub async fn open(global: &Global) -> anyhow::Result<Store> {
-    let store = connect(global).await?;
+    open_at(global, global.database_url_or(DEFAULT_DATABASE_URL)).await
+}
+
+/// Connects to `url` and applies pending migrations.
+pub async fn open_at(global: &Global, url: &str) -> anyhow::Result<Store> {
+    let store = connect_to(url).await?;
     let applied = store
         .migrate()
         .await

@@ -73,30 +73,8 @@ pub const MAX_BATCH_SIZE: u32 = 100_000;
 /// How long a lease lasts unless renewed by a page, unless told otherwise.
 pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The time, as the backfill reads it: injectable so that tests control leases and timestamps.
-pub trait Clock: Send + Sync {
-    /// The current instant.
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        DateTime::<Utc>::from(std::time::SystemTime::now())
-    }
-}
-
-impl<F> Clock for F
-where
-    F: Fn() -> DateTime<Utc> + Send + Sync,
-{
-    fn now(&self) -> DateTime<Utc> {
-        self()
-    }
-}
+/// The clock runs read (the import's: injectable so that tests control leases and timestamps).
+pub use crate::ingest::{Clock, SystemClock};
 
 /// What a run re-associates and how. `Default` is the specification's: every entity, only activities without an
 /// association (other than `none`), pages of [`DEFAULT_BATCH_SIZE`], the backfill's policy time zone, for real.
@@ -270,7 +248,7 @@ impl Backfill {
         Backfill {
             store,
             clock: Arc::new(SystemClock),
-            host: worker::this_host(),
+            host: crate::ingest::this_host(),
             lease: TimeDelta::seconds(60),
             policy: ScoringPolicy::default(),
         }

@@ -12,31 +12,9 @@ use crate::batch::{BatchEventKind, LeaseOwner, Progress, ProgressMeter, transiti
 use crate::domain::{
     ActivityKind, BatchStatus, CompanyId, NewRun, RunGuard, RunId, RunRecord, TimeZoneOffset,
 };
+use crate::ingest::holder_is_dead;
 use crate::ports::{BackfillFilter, BackfillRow, CatalogData, StoreError, UnitOfWork};
 use crate::scoring::ScoringPolicy;
-
-/// This machine's host name: `/proc/sys/kernel/hostname`, else `$HOSTNAME`, else `localhost`.
-pub(super) fn this_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// Whether the holder of a lease is a process of `host` that no longer exists. Only Linux's `/proc` can tell;
-/// where it is missing the holder is presumed alive (its lease then has to expire). This process is alive.
-fn holder_is_dead(owner: &str, host: &str) -> bool {
-    let Ok(owner) = LeaseOwner::parse(owner) else {
-        return false;
-    };
-    if !owner.is_on_host(host) || owner.pid() == std::process::id() {
-        return false;
-    }
-    let proc = std::path::Path::new("/proc");
-    proc.join("self").exists() && !proc.join(owner.pid().to_string()).exists()
-}
 
 /// The first instant of `date` in `tz`, in UTC.
 fn start_of(date: NaiveDate, tz: TimeZoneOffset) -> Option<DateTime<Utc>> {

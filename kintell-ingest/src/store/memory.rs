@@ -1513,6 +1513,10 @@ impl UnitOfWork for MemoryUnit {
         self.run(|base, over| upsert_associations(base, over, rows))
     }
 
+    async fn insert_batch(&mut self, batch: &NewBatch) -> StoreResult<BatchRecord> {
+        self.run(|base, over| insert_batch(base, over, batch))
+    }
+
     async fn save_batch(&mut self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool> {
         self.run(|base, over| save_batch(base, over, batch, guard))
     }

@@ -3,7 +3,7 @@
 //! every call, leases.
 
 pub mod contract {
-    use crate::faulty::{Faulty, Mode};
+    use crate::ingest::probe::Probe;
     use chrono::{DateTime, TimeDelta, Utc};
     use expect_test::{Expect, expect};
     use kintell_ingest::backfill::{Backfill, BackfillError, BackfillOptions, Clock};
@@ -1029,6 +1029,15 @@ pub mod contract {
         store.clone()
     }
 
+    /// How injected failures go on.
+    #[derive(Debug, Clone, Copy)]
+    enum Mode {
+        /// One call fails.
+        Once,
+        /// Every call from one on fails, as for a process that crashed there.
+        Crash,
+    }
+
     /// A run that fails at any call — once, or for good as a crashed process would — and is then resumed (or, when
     /// it failed before its run was recorded, started again) ends with the state and statistics of an
     /// uninterrupted run.
@@ -1051,8 +1060,12 @@ pub mod contract {
             let mut n = 1;
             loop {
                 let store = reset(store).await;
-                let faulty = Faulty::new(store.clone(), n, mode);
-                let first = backfill(&faulty.store()).run(options.clone()).await;
+                let probe = Probe::new(store.clone());
+                match mode {
+                    Mode::Once => probe.fail_at(n),
+                    Mode::Crash => probe.crash_at(n),
+                }
+                let first = backfill(&probe.store()).run(options.clone()).await;
                 if let Ok(run) = first {
                     // The failure was absorbed (a rollback's), or N is past the last call of a run.
                     assert_eq!(
@@ -1060,7 +1073,7 @@ pub mod contract {
                         expected,
                         "{mode:?} at call {n}"
                     );
-                    if n > faulty.calls() {
+                    if n > probe.calls().len() {
                         assert!(n > 20, "{mode:?}: a run makes more calls than {n}");
                         break;
                     }
@@ -1096,8 +1109,8 @@ pub mod contract {
     /// The calls of a run: the catalogue once, then per page one call per table, whatever the page's size.
     pub async fn a_page_is_one_call_per_table(store: &Store) {
         seed(store).await;
-        let faulty = Faulty::new(store.clone(), 0, Mode::Never);
-        backfill(&faulty.store())
+        let probe = Probe::new(store.clone());
+        backfill(&probe.store())
             .run(BackfillOptions::default().batch_size(4))
             .await
             .expect("run");
@@ -1136,7 +1149,14 @@ pub mod contract {
               commit
             save_run
         "#]]
-        .assert_eq(&(faulty.log().join("\n") + "\n"));
+        .assert_eq(&probe.calls().iter().fold(String::new(), |mut out, call| {
+            match call.strip_prefix("uow.") {
+                Some(in_unit) => writeln!(out, "  {in_unit}"),
+                None => writeln!(out, "{call}"),
+            }
+            .expect("write");
+            out
+        }));
     }
 
     /// Two workers resuming the same run at the same moment: exactly one runs it, the other is refused.

@@ -119,9 +119,9 @@ pub mod contract {
         DurationMinutes, Email, Enrollment, EnrollmentRole, EntityKind, FinalScore, GroupId,
         GroupType, ImportMethod, InstanceId, InstanceStatus, Key, LanguageLevel, MatchKey,
         MatchRow, MatchStatus, MatchWrite, Name, NewBatch, PersonName, ProgramInstance,
-        ProgramSlug, ProgramType, Provider, Rating, RowErrorRecord, RowOutcome, RowSource,
-        SessionId, SessionRow, SessionType, SessionWrite, StoredRow, Tags, User, UserId, UserRole,
-        UserWrite, Written,
+        ProgramSlug, ProgramType, Provider, Rating, RequestedAction, RowErrorRecord, RowOutcome,
+        RowSource, SessionId, SessionRow, SessionType, SessionWrite, StoredRow, Tags, User, UserId,
+        UserRole, UserWrite, Written,
     };
     use kintell_ingest::ports::{
         BatchFilter, BatchGuard, StoreError, StoreResult, UnitOfWork, UpsertCounts,
@@ -1227,6 +1227,13 @@ pub mod contract {
                 "another resume point",
                 BatchGuard {
                     last_processed_row: 3,
+                    ..BatchGuard::of(&taken)
+                },
+            ),
+            (
+                "a request the writer has not seen",
+                BatchGuard {
+                    requested_action: Some(RequestedAction::Pause),
                     ..BatchGuard::of(&taken)
                 },
             ),

@@ -236,18 +236,7 @@ impl<B: Backend> SqlStore<B> {
 
     pub(crate) async fn insert_batch(&self, batch: &NewBatch) -> StoreResult<BatchRecord> {
         let mut conn = self.acquire().await?;
-        let rows = fetch::<B>(
-            &mut conn,
-            &query::insert_batch::<B>(batch)?,
-            "inserting a batch",
-        )
-        .await?;
-        match rows.first() {
-            Some(row) => rows::batch(row),
-            None => Err(StoreError::Corrupt {
-                what: "ingestion_batches: the insert returned no row".to_owned(),
-            }),
-        }
+        insert_batch::<B>(&mut conn, batch).await
     }
 
     pub(crate) async fn get_batch(&self, id: BatchId) -> StoreResult<Option<BatchRecord>> {
@@ -586,6 +575,20 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+/// The insert of a batch row, on any connection.
+async fn insert_batch<B: Backend>(
+    conn: &mut B::Conn,
+    batch: &NewBatch,
+) -> StoreResult<BatchRecord> {
+    let rows = fetch::<B>(conn, &query::insert_batch::<B>(batch)?, "inserting a batch").await?;
+    match rows.first() {
+        Some(row) => rows::batch(row),
+        None => Err(StoreError::Corrupt {
+            what: "ingestion_batches: the insert returned no row".to_owned(),
+        }),
+    }
+}
+
 /// The guarded overwrite of a batch row, on any connection.
 async fn save_batch<B: Backend>(
     conn: &mut B::Conn,
@@ -890,6 +893,10 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
         self.check_batches(rows).await?;
         let rows = rows.iter().map(query::association_row::<B>).collect();
         self.upsert(&query::UPSERT_ASSOCIATIONS, rows).await
+    }
+
+    async fn insert_batch(&mut self, batch: &NewBatch) -> StoreResult<BatchRecord> {
+        insert_batch::<B>(&mut self.tx, batch).await
     }
 
     async fn save_batch(&mut self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool> {

@@ -530,6 +530,10 @@ pub(super) fn save_batch<B: Backend>(b: &BatchRecord, guard: &BatchGuard) -> Upd
         .and_where(lease_guard)
         .and_where(Expr::col("status").eq(guard.status.as_str()))
         .and_where(Expr::col("last_processed_row").eq(guard.last_processed_row))
+        .and_where(match guard.requested_action {
+            Some(action) => Expr::col("requested_action").eq(action.as_str()),
+            None => Expr::col("requested_action").is_null(),
+        })
         .to_owned()
 }
 
