@@ -99,6 +99,12 @@ pub enum Command {
     #[command(subcommand)]
     Lineage(LineageCommand),
 
+    /// Historical association: re-associate stored activities in checkpointed, resumable runs.
+    ///
+    /// Example: kintell-ingest associate backfill --dry-run
+    #[command(subcommand)]
+    Associate(AssociateCommand),
+
     /// The review queue: associations a person must decide.
     ///
     /// Example: kintell-ingest review list --company acme
@@ -286,6 +292,72 @@ pub enum CatalogCommand {
         /// The catalogue document (JSON, see the README for its shape).
         file: PathBuf,
     },
+}
+
+/// Historical association.
+#[derive(Debug, Subcommand)]
+pub enum AssociateCommand {
+    /// Re-associate stored activities with campaigns and programme instances, page by page (each page one
+    /// transaction with the run's checkpoint). By default only activities without an association (or with `none`)
+    /// are read; human (`accepted`, `rejected`) and `explicit` decisions are never changed. Prints the run: its id
+    /// (for `associate resume`), status and statistics.
+    ///
+    /// Example: kintell-ingest associate backfill --entity sessions --company acme --start-date 2024-01-01 --dry-run
+    Backfill {
+        /// Only report what would change (with a sample of up to 20 changes); the run is recorded, nothing else is
+        /// written.
+        #[arg(long)]
+        dry_run: bool,
+        /// Which activities to re-associate.
+        #[arg(long, value_enum, default_value_t = Entity::All, value_name = "ENTITY")]
+        entity: Entity,
+        /// Only activities of this company (slug): the volunteer's company, else the participant's.
+        #[arg(long, value_name = "SLUG")]
+        company: Option<String>,
+        /// Only activities on or after this activity date (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        start_date: Option<chrono::NaiveDate>,
+        /// Only activities on or before this activity date (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        end_date: Option<chrono::NaiveDate>,
+        /// Re-associate every activity, not only those without an association.
+        #[arg(long)]
+        all_rows: bool,
+        /// Activities per page and transaction (1 to 100000).
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        batch_size: u32,
+        /// The time zone of activity dates (and of --start-date/--end-date), e.g. +02:00; default UTC.
+        #[arg(long, value_name = "±HH:MM", allow_hyphen_values = true)]
+        policy_timezone: Option<String>,
+    },
+    /// List the backfill runs, newest first.
+    ///
+    /// Example: kintell-ingest associate runs --json
+    Runs,
+    /// Continue a run that failed, was interrupted, or whose worker died, from its checkpoint. Give the
+    /// --policy-timezone the run was started with, if any.
+    ///
+    /// Example: kintell-ingest associate resume 0192f0c4-…
+    Resume {
+        /// The run's id.
+        run: uuid::Uuid,
+        /// The time zone of activity dates the run was started with, e.g. +02:00; default UTC.
+        #[arg(long, value_name = "±HH:MM", allow_hyphen_values = true)]
+        policy_timezone: Option<String>,
+    },
+}
+
+/// Which activities a backfill reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Entity {
+    /// Kintell sessions.
+    Sessions,
+    /// Buddy matches.
+    Matches,
+    /// Course completions.
+    Completions,
+    /// All three.
+    All,
 }
 
 /// The review queue.

@@ -1,4 +1,4 @@
-//! The progress bar of imports: the library reports through its `Progress` trait, this draws it with indicatif on
+//! The progress bar of imports and backfills: the library reports through its `Progress` trait, this draws it with indicatif on
 //! stderr, hidden under `--quiet`, `--json` or when stderr is not a terminal.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -6,15 +6,26 @@ use kintell_ingest::batch::{Progress, ProgressPhase, ProgressSnapshot};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
-/// A bar that follows one import.
+/// A bar that follows one import (or one backfill run).
 pub struct Bar {
     bar: ProgressBar,
     phase: Mutex<Option<ProgressPhase>>,
+    /// What the rows phase is called: `importing`, `associating`.
+    verb: &'static str,
 }
 
 impl Bar {
     /// A bar drawn on stderr, or hidden when `hidden` or when stderr is not a terminal.
     pub fn new(hidden: bool) -> Self {
+        Self::labelled(hidden, "importing")
+    }
+
+    /// A bar for a backfill run, which reports rows only.
+    pub fn associating(hidden: bool) -> Self {
+        Self::labelled(hidden, "associating")
+    }
+
+    fn labelled(hidden: bool, verb: &'static str) -> Self {
         let target = if hidden || !std::io::stderr().is_terminal() {
             ProgressDrawTarget::hidden()
         } else {
@@ -23,6 +34,7 @@ impl Bar {
         Bar {
             bar: ProgressBar::with_draw_target(None, target),
             phase: Mutex::new(None),
+            verb,
         }
     }
 
@@ -41,11 +53,16 @@ impl Bar {
         *current = Some(phase);
         let template = match phase {
             ProgressPhase::Scanning => {
-                "checking  [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}"
+                "checking  [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}".to_owned()
             }
-            ProgressPhase::Importing => "importing [{bar:30}] {pos}/{len} rows {msg} ETA {eta}",
+            ProgressPhase::Importing => {
+                format!(
+                    "{} [{{bar:30}}] {{pos}}/{{len}} rows {{msg}} ETA {{eta}}",
+                    self.verb
+                )
+            }
         };
-        if let Ok(style) = ProgressStyle::with_template(template) {
+        if let Ok(style) = ProgressStyle::with_template(&template) {
             self.bar.set_style(style.progress_chars("=> "));
         }
         self.bar.reset();

@@ -49,6 +49,7 @@
 #![deny(missing_docs)]
 
 pub mod association;
+pub mod backfill;
 pub mod batch;
 pub mod catalog;
 pub mod domain;

@@ -10,11 +10,12 @@
 //! of work without committing rolls it back.
 
 use crate::domain::{
-    ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
-    BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, CompletionKey,
-    CompletionWrite, Email, Enrollment, EntityKind, InstanceId, Key, MatchKey, MatchWrite,
-    NewBatch, ProgramInstance, ProgramSlug, RequestedAction, RowErrorRecord, SessionId,
-    SessionWrite, StoredRow, User, UserWrite, Written,
+    ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, AssociationState,
+    BatchId, BatchRecord, BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId,
+    CompletionKey, CompletionWrite, Email, Enrollment, EntityKind, InstanceId, Key, MatchKey,
+    MatchWrite, NewBatch, NewRun, ProgramInstance, ProgramSlug, ProgramType, RequestedAction,
+    RowErrorRecord, RunGuard, RunId, RunRecord, SessionId, SessionWrite, StoredRow, Tags, User,
+    UserId, UserWrite, Written,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -208,6 +209,46 @@ pub struct CatalogData {
     pub campaigns: Vec<Campaign>,
     /// Every programme instance.
     pub instances: Vec<ProgramInstance>,
+}
+
+/// Which stored activities a backfill page reads (see [`UnitOfWork::backfill_page`]); every field narrows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackfillFilter {
+    /// Only activities of this company: the volunteer's company if set, otherwise the participant's.
+    pub company: Option<CompanyId>,
+    /// Only activities whose time is at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Only activities whose time is before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// Skip activities with an association other than `none`.
+    pub only_unassociated: bool,
+}
+
+/// One stored activity with everything association needs, as a backfill page reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillRow {
+    /// Its kind.
+    pub kind: ActivityKind,
+    /// Its id.
+    pub id: ActivityId,
+    /// Its programme kind (a session's from its type).
+    pub program: ProgramType,
+    /// The activity time (see [`ActivitySummary::at`]); `None` when the row has none.
+    pub at: Option<DateTime<Utc>>,
+    /// The participant.
+    pub participant_id: UserId,
+    /// The participant's company.
+    pub participant_company: Option<CompanyId>,
+    /// The participant's tags.
+    pub participant_tags: Tags,
+    /// The volunteer (`None` for completions).
+    pub volunteer_id: Option<UserId>,
+    /// The volunteer's company.
+    pub volunteer_company: Option<CompanyId>,
+    /// The instance the activity is linked to.
+    pub program_instance_id: Option<InstanceId>,
+    /// Its stored association (decision `None` when it has none).
+    pub association: AssociationState,
 }
 
 /// The writes of one transaction: a chunk of an import, a catalogue import, a page of a backfill.
@@ -431,6 +472,38 @@ pub trait UnitOfWork: Send {
         instance: Option<InstanceId>,
     ) -> StoreResult<bool>;
 
+    /// A page of a backfill: the activities of `kind` with an id above `after` (all when `None`) that pass
+    /// `filter`, by id, at most `limit` of them, each with its people's companies, the participant's tags, its
+    /// link and its stored association. One query per call (keyset pagination: never an offset).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], or [`StoreError::Corrupt`] for a stored row that does not parse.
+    async fn backfill_page(
+        &mut self,
+        kind: ActivityKind,
+        after: Option<ActivityId>,
+        filter: &BackfillFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<BackfillRow>>;
+
+    /// Sets the `program_instance_id` of many activities of `kind` (set-based: one statement per call, as the bind
+    /// limit allows); returns how many rows exist among them. An id given twice takes its last instance.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] for an unknown instance.
+    async fn set_activity_instances(
+        &mut self,
+        kind: ActivityKind,
+        links: &[(ActivityId, InstanceId)],
+    ) -> StoreResult<u64>;
+
+    /// Overwrites the mutable columns of a backfill run (status, checkpoint, statistics, lease, times) if the stored
+    /// row still satisfies `guard`; returns whether it did. `false` means the lease was lost: roll back and stop.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a value the table's checks refuse.
+    async fn save_run(&mut self, run: &RunRecord, guard: &RunGuard) -> StoreResult<bool>;
+
     /// Writes row errors, rewriting a stored error of the same (`batch_id`, `row_number`).
     ///
     /// # Errors
@@ -535,9 +608,56 @@ pub trait BatchRepository: Send + Sync {
     ) -> StoreResult<(BatchRecord, u64)>;
 }
 
+/// Backfill runs (`association_runs`). Each method is its own transaction.
+#[async_trait]
+pub trait RunRepository: Send + Sync {
+    /// Creates a run in status `pending` with an empty checkpoint and zeroed statistics; returns it as stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when a run with the same id exists; [`StoreError::Invalid`] for a batch size or
+    /// dates the table's checks refuse.
+    async fn insert_run(&self, run: &NewRun) -> StoreResult<RunRecord>;
+
+    /// One run.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn get_run(&self, id: RunId) -> StoreResult<Option<RunRecord>>;
+
+    /// Runs, newest first (by `created_at`, then id); at most `limit` when given.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn list_runs(&self, limit: Option<u32>) -> StoreResult<Vec<RunRecord>>;
+
+    /// [`UnitOfWork::save_run`] in a transaction of its own.
+    ///
+    /// # Errors
+    /// As [`UnitOfWork::save_run`].
+    async fn save_run(&self, run: &RunRecord, guard: &RunGuard) -> StoreResult<bool>;
+}
+
 /// Stored activities (sessions, matches, completions).
 #[async_trait]
 pub trait ActivityRepository: Send + Sync {
+    /// How many activities of `kind` with an id above `after` pass `filter`: what the pages of a backfill will
+    /// read (one aggregate query).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn count_backfill(
+        &self,
+        kind: ActivityKind,
+        after: Option<ActivityId>,
+        filter: &BackfillFilter,
+    ) -> StoreResult<u64>;
+
+    /// The enrolments in one programme instance, by user and role.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn enrollments_of(&self, instance: InstanceId) -> StoreResult<Vec<Enrollment>>;
+
     /// How many rows of this kind are stored.
     ///
     /// # Errors
@@ -624,15 +744,21 @@ pub trait AssociationRepository: Send + Sync {
     async fn campaign_counts(&self, company: Option<CompanyId>) -> StoreResult<CampaignCounts>;
 }
 
-/// Everything a store provides: the four repositories and units of work.
+/// Everything a store provides: the five repositories and units of work.
 pub trait Repositories:
-    UnitOfWorkFactory + BatchRepository + ActivityRepository + CatalogRepository + AssociationRepository
+    UnitOfWorkFactory
+    + BatchRepository
+    + RunRepository
+    + ActivityRepository
+    + CatalogRepository
+    + AssociationRepository
 {
 }
 
 impl<T> Repositories for T where
     T: UnitOfWorkFactory
         + BatchRepository
+        + RunRepository
         + ActivityRepository
         + CatalogRepository
         + AssociationRepository

@@ -1,5 +1,6 @@
 //! The commands: each opens what it needs, calls the library and renders.
 
+mod associate;
 mod batches;
 mod catalog;
 mod demo;
@@ -19,6 +20,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Migrate(cmd) => migrate::run(&cli.global, cmd).await,
         Command::Catalog(cmd) => catalog::run(&cli.global, cmd).await,
+        Command::Associate(cmd) => associate::run(&cli.global, cmd).await,
         Command::Demo => demo::run(&cli.global).await,
         Command::Import(args) => import::run(&cli.global, args).await,
         Command::Batches(cmd) => batches::run(&cli.global, cmd).await,

@@ -64,6 +64,48 @@ impl Db {
         c
     }
 
+    /// The binary as a plain process (to be spawned and killed), with `--database-url` set to this database.
+    pub fn process(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kintell-ingest"));
+        c.env_remove("KINTELL_DATABASE_URL")
+            .arg("--database-url")
+            .arg(&self.url)
+            .current_dir(self.dir());
+        c
+    }
+
+    /// Whether this is the PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// Runs a query whose single column is text (NULL read as empty) and returns its rows.
+    pub fn rows(&self, sql: &str) -> Vec<String> {
+        let url = self.url.clone();
+        let sql = sql.to_owned();
+        let (tx, rx) = std::sync::mpsc::channel();
+        block_on(async move {
+            let rows: Vec<Option<String>> = if url.starts_with("sqlite") {
+                let mut c = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&mut c)
+                    .await
+                    .expect("query")
+            } else {
+                let mut c = sqlx::PgConnection::connect(&url).await.expect("connect");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&mut c)
+                    .await
+                    .expect("query")
+            };
+            tx.send(rows.into_iter().map(Option::unwrap_or_default).collect())
+                .expect("send");
+        });
+        rx.recv().expect("rows")
+    }
+
     /// Runs one SQL statement against this database.
     pub fn execute(&self, sql: &str) {
         let url = self.url.clone();

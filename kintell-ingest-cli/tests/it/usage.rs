@@ -19,6 +19,10 @@ fn help_explains_each_command_with_an_example() {
         &["migrate", "status", "--help"],
         &["migrate", "verify", "--help"],
         &["catalog", "import", "--help"],
+        &["associate", "--help"],
+        &["associate", "backfill", "--help"],
+        &["associate", "runs", "--help"],
+        &["associate", "resume", "--help"],
     ] {
         bin()
             .args(args)

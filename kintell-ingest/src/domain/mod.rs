@@ -8,6 +8,7 @@ mod ids;
 mod number;
 mod records;
 mod rows;
+mod runs;
 mod text;
 mod time;
 mod writes;
@@ -30,6 +31,10 @@ pub use records::{
     ProgramInstance, User,
 };
 pub use rows::{CompletionRow, DomainRow, FullName, MatchRow, SessionRow, UserRow};
+pub use runs::{
+    AssociationState, InvalidStats, NewRun, RunCheckpoint, RunGuard, RunRecord, RunStats,
+    SAMPLE_LIMIT, SampleChange, Tally,
+};
 pub use text::{
     CourseId, Email, GroupType, Key, Name, PersonName, ProgramSlug, Provider, SessionId, Tag, Tags,
     TextError,

@@ -84,6 +84,7 @@ mod run;
 pub use error_csv::{ErrorCsvError, write_error_csv};
 pub use error_file::write_error_file;
 pub use legacy::{LegacyAdoption, LegacyReport};
+pub(crate) use reimport::{holder_is_dead, this_host};
 pub use report::{AssociationCounts, ImportReport};
 pub use request::{ImportOptions, ImportRequest, ImportSource};
 

@@ -23,17 +23,20 @@ use crate::domain::{
     BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, CompletionKey,
     CompletionWrite, Decision, DurationMinutes, Email, EndReason, Enrollment, EnrollmentRole,
     EntityKind, FinalScore, GroupId, InstanceId, Key, LanguageLevel, MatchKey, MatchStatus,
-    MatchWrite, NewBatch, ProgramInstance, ProgramSlug, ProgramType, Rating, RowErrorRecord,
-    RowOutcome, RowSource, SessionId, SessionType, SessionWrite, StoredRow, User, UserId,
-    UserWrite, Written,
+    MatchWrite, NewBatch, NewRun, ProgramInstance, ProgramSlug, ProgramType, Rating,
+    RowErrorRecord, RowOutcome, RowSource, RunGuard, RunId, RunRecord, SessionId, SessionType,
+    SessionWrite, StoredRow, User, UserId, UserWrite, Written,
 };
 use crate::ports::{
-    ActivityRepository, ActivitySummary, AssociationRepository, BatchFilter, BatchGuard,
-    BatchRepository, CampaignCounts, CatalogData, CatalogRepository, ReviewFilter, ReviewItem,
-    StoreError, StoreResult, UnitOfWork, UnitOfWorkFactory, UpsertCounts,
+    ActivityRepository, ActivitySummary, AssociationRepository, BackfillFilter, BackfillRow,
+    BatchFilter, BatchGuard, BatchRepository, CampaignCounts, CatalogData, CatalogRepository,
+    ReviewFilter, ReviewItem, RunRepository, StoreError, StoreResult, UnitOfWork,
+    UnitOfWorkFactory, UpsertCounts,
 };
 use crate::store::Store;
 use crate::store::lineage;
+#[path = "memory_backfill.rs"]
+mod backfill;
 #[path = "memory_review.rs"]
 mod review;
 
@@ -253,6 +256,7 @@ struct Tables {
     instances: Table<ProgramInstance>,
     users: Table<User>,
     batches: Table<BatchRecord>,
+    runs: Table<RunRecord>,
     associations: Table<Association>,
     sessions: Table<Activity<SessionValues>>,
     matches: Table<Activity<MatchValues>>,
@@ -271,6 +275,7 @@ impl Tables {
             instances,
             users,
             batches,
+            runs,
             associations,
             sessions,
             matches,
@@ -285,6 +290,7 @@ impl Tables {
         self.instances.merge(instances);
         self.users.merge(users);
         self.batches.merge(batches);
+        self.runs.merge(runs);
         self.associations.merge(associations);
         self.sessions.merge(sessions);
         self.matches.merge(matches);
@@ -370,6 +376,17 @@ impl Row for BatchRecord {
     }
     fn unique_key(&self) -> Option<String> {
         in_flight(self.status).then(|| in_flight_key(self.entity_kind, &self.file_hash))
+    }
+}
+
+impl Row for RunRecord {
+    type Id = RunId;
+    const UNIQUE: &'static str = "association_runs_pkey";
+    fn id(&self) -> RunId {
+        self.id
+    }
+    fn unique_key(&self) -> Option<String> {
+        None
     }
 }
 
@@ -793,8 +810,6 @@ fn upsert_users(base: &Tables, over: &mut Tables, rows: &[User]) -> StoreResult<
 }
 
 /// Upserts associations by (kind, activity), keeping the stored id and the sticky decisions.
-///
-/// `run_id` is not checked: no port writes `association_runs` yet, so the memory store has no such table.
 fn upsert_associations(
     base: &Tables,
     over: &mut Tables,
@@ -844,6 +859,7 @@ fn upsert_associations(
             new.batch_id,
             "activity_associations_batch_id_fkey",
         )?;
+        backfill::check_run_reference(base, over, new.run_id)?;
         if stored.is_some() {
             counts.updated += 1;
         } else {
@@ -1644,6 +1660,28 @@ impl UnitOfWork for MemoryUnit {
         })
     }
 
+    async fn backfill_page(
+        &mut self,
+        kind: ActivityKind,
+        after: Option<ActivityId>,
+        filter: &BackfillFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<BackfillRow>> {
+        self.run(|base, over| backfill::page(base, over, kind, after, filter, limit))
+    }
+
+    async fn set_activity_instances(
+        &mut self,
+        kind: ActivityKind,
+        links: &[(ActivityId, InstanceId)],
+    ) -> StoreResult<u64> {
+        self.run(|base, over| backfill::set_instances(base, over, kind, links))
+    }
+
+    async fn save_run(&mut self, run: &RunRecord, guard: &RunGuard) -> StoreResult<bool> {
+        self.run(|base, over| backfill::save_run(base, over, run, guard))
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         (*self).publish()
     }
@@ -1763,7 +1801,45 @@ impl BatchRepository for MemoryStore {
 }
 
 #[async_trait]
+impl RunRepository for MemoryStore {
+    async fn insert_run(&self, run: &NewRun) -> StoreResult<RunRecord> {
+        let mut unit = self.unit().await;
+        let record = unit.run(|base, over| backfill::insert_run(base, over, run))?;
+        unit.publish()?;
+        Ok(record)
+    }
+
+    async fn get_run(&self, id: RunId) -> StoreResult<Option<RunRecord>> {
+        Ok(self.read(|t| t.runs.rows.get(&id).cloned()))
+    }
+
+    async fn list_runs(&self, limit: Option<u32>) -> StoreResult<Vec<RunRecord>> {
+        Ok(self.read(|t| backfill::list_runs(t, limit)))
+    }
+
+    async fn save_run(&self, run: &RunRecord, guard: &RunGuard) -> StoreResult<bool> {
+        let mut unit = self.unit().await;
+        let saved = unit.run(|base, over| backfill::save_run(base, over, run, guard))?;
+        unit.publish()?;
+        Ok(saved)
+    }
+}
+
+#[async_trait]
 impl ActivityRepository for MemoryStore {
+    async fn count_backfill(
+        &self,
+        kind: ActivityKind,
+        after: Option<ActivityId>,
+        filter: &BackfillFilter,
+    ) -> StoreResult<u64> {
+        self.read(|t| backfill::count(t, kind, after, filter))
+    }
+
+    async fn enrollments_of(&self, instance: InstanceId) -> StoreResult<Vec<Enrollment>> {
+        Ok(self.read(|t| backfill::enrollments_of(t, instance)))
+    }
+
     async fn count_activities(&self, kind: ActivityKind) -> StoreResult<u64> {
         Ok(self.read(|t| match kind {
             ActivityKind::KintellSession => t.sessions.rows.len(),

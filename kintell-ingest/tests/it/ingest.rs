@@ -5,7 +5,7 @@
 //! Each check is an `async fn(&Backend)` in [`checks`]; `ingest_tests!` makes one test per check and backend. A
 //! [`Backend`] hands out fresh stores, so a check can compare two runs on two stores.
 
-mod probe;
+pub mod probe;
 
 use kintell_ingest::store::Store;
 use std::future::Future;

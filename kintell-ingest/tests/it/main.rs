@@ -1,6 +1,7 @@
 //! The library's integration tests: one binary, one module per area.
 
 mod architecture;
+mod backfill;
 mod batch;
 mod catalog;
 mod formats;

@@ -53,6 +53,19 @@ macro_rules! contract_tests {
                 rejecting_unlinks_only_the_proposed_instance,
                 campaign_metrics_count_linked_activities_and_capacity,
             ]);
+            contract_tests!(@each $open; backfill: [
+                runs_are_stored_listed_and_saved_under_their_guard,
+                backfill_pages_are_keyset_pages_with_what_scoring_needs,
+                activities_are_linked_in_one_call,
+                a_run_associates_links_enrols_and_counts,
+                reruns_change_only_what_changed_and_never_unlink,
+                filters_narrow_a_run_and_bad_options_are_refused,
+                a_dry_run_writes_nothing_but_its_run,
+                a_run_resumed_after_a_failure_at_any_call_ends_as_an_uninterrupted_one,
+                a_page_is_one_call_per_table,
+                two_workers_cannot_run_the_same_run,
+                expired_or_dead_holders_are_taken_over,
+            ]);
             contract_tests!(@each $open; catalog: [
                 catalog_fixture_imports_and_a_reimport_is_a_no_op,
                 catalog_invalid_values_are_reported_with_their_paths,

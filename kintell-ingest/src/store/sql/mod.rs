@@ -13,6 +13,7 @@
 //! upsert in a `WITH`, whose main query reads the snapshot from before it); on SQLite, which allows no writes in
 //! `WITH`, the look-up runs just before the upsert in the same transaction.
 
+mod backfill;
 mod query;
 mod review;
 mod rows;
@@ -348,7 +349,98 @@ impl<B: Backend> SqlStore<B> {
         Ok((batch, adopted))
     }
 
+    // --- RunRepository ---------------------------------------------------------------------------------------
+
+    pub(crate) async fn insert_run(
+        &self,
+        run: &crate::domain::NewRun,
+    ) -> StoreResult<crate::domain::RunRecord> {
+        let mut conn = self.acquire().await?;
+        let rows = fetch::<B>(
+            &mut conn,
+            &backfill::insert_run::<B>(run)?,
+            "inserting a backfill run",
+        )
+        .await?;
+        match rows.first() {
+            Some(row) => rows::run(row),
+            None => Err(StoreError::Corrupt {
+                what: "association_runs: the insert returned no row".to_owned(),
+            }),
+        }
+    }
+
+    pub(crate) async fn get_run(
+        &self,
+        id: crate::domain::RunId,
+    ) -> StoreResult<Option<crate::domain::RunRecord>> {
+        let mut conn = self.acquire().await?;
+        let rows = fetch::<B>(
+            &mut conn,
+            &backfill::run_by_id(id),
+            "reading a backfill run",
+        )
+        .await?;
+        rows.first().map(rows::run).transpose()
+    }
+
+    pub(crate) async fn list_runs(
+        &self,
+        limit: Option<u32>,
+    ) -> StoreResult<Vec<crate::domain::RunRecord>> {
+        let mut conn = self.acquire().await?;
+        let rows = fetch::<B>(
+            &mut conn,
+            &backfill::list_runs(limit),
+            "listing backfill runs",
+        )
+        .await?;
+        rows.iter().map(rows::run).collect()
+    }
+
+    pub(crate) async fn save_run_alone(
+        &self,
+        run: &crate::domain::RunRecord,
+        guard: &crate::domain::RunGuard,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let saved = backfill::save::<B>(&mut tx, run, guard).await?;
+        Self::commit(tx).await?;
+        Ok(saved)
+    }
+
     // --- ActivityRepository ----------------------------------------------------------------------------------
+
+    pub(crate) async fn count_backfill(
+        &self,
+        kind: ActivityKind,
+        after: Option<ActivityId>,
+        filter: &crate::ports::BackfillFilter,
+    ) -> StoreResult<u64> {
+        let mut conn = self.acquire().await?;
+        let table = query::activity_table(kind);
+        let rows = fetch::<B>(
+            &mut conn,
+            &backfill::count::<B>(kind, after, filter),
+            "counting the rows of a backfill",
+        )
+        .await?;
+        rows::count(rows.first(), table)
+    }
+
+    pub(crate) async fn enrollments_of(
+        &self,
+        instance: InstanceId,
+    ) -> StoreResult<Vec<Enrollment>> {
+        let mut conn = self.acquire().await?;
+        let rows = fetch::<B>(
+            &mut conn,
+            &backfill::enrollments_of(instance),
+            "reading enrolments",
+        )
+        .await?;
+        backfill::enrollment_rows(&rows)
+    }
 
     pub(crate) async fn count_activities(&self, kind: ActivityKind) -> StoreResult<u64> {
         let mut conn = self.acquire().await?;
@@ -1041,6 +1133,54 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
         Ok(counts)
     }
 
+    async fn backfill_page(
+        &mut self,
+        kind: ActivityKind,
+        after: Option<ActivityId>,
+        filter: &crate::ports::BackfillFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::ports::BackfillRow>> {
+        backfill::read_page::<B>(&mut self.tx, kind, after, filter, limit).await
+    }
+
+    /// An id given twice takes its last instance, as applying the links one after another would leave it.
+    async fn set_activity_instances(
+        &mut self,
+        kind: ActivityKind,
+        links: &[(ActivityId, InstanceId)],
+    ) -> StoreResult<u64> {
+        let mut index: HashMap<ActivityId, usize> = HashMap::with_capacity(links.len());
+        let mut last: Vec<(ActivityId, InstanceId)> = Vec::with_capacity(links.len());
+        for &(id, instance) in links {
+            match index.get(&id) {
+                Some(&i) => last[i] = (id, instance),
+                None => {
+                    index.insert(id, last.len());
+                    last.push((id, instance));
+                }
+            }
+        }
+        let per_statement = (B::MAX_BINDS / backfill::LINK_BINDS).max(1);
+        let mut found = 0;
+        for chunk in last.chunks(per_statement) {
+            found += execute::<B>(
+                &mut self.tx,
+                &backfill::set_instances::<B>(kind, chunk),
+                "linking activities to programme instances",
+            )
+            .await?;
+        }
+        Ok(found)
+    }
+
+    async fn save_run(
+        &mut self,
+        run: &crate::domain::RunRecord,
+        guard: &crate::domain::RunGuard,
+    ) -> StoreResult<bool> {
+        backfill::save::<B>(&mut self.tx, run, guard).await
+    }
+
     async fn put_row_errors(&mut self, rows: &[RowErrorRecord]) -> StoreResult<()> {
         // The last error of a (batch, row) wins, as writing them one after another would leave it.
         let mut index: HashMap<(BatchId, i64), usize> = HashMap::new();
@@ -1155,7 +1295,55 @@ macro_rules! delegate_ports {
         }
 
         #[async_trait::async_trait]
+        impl $crate::ports::RunRepository for $store {
+            async fn insert_run(
+                &self,
+                run: &$crate::domain::NewRun,
+            ) -> $crate::ports::StoreResult<$crate::domain::RunRecord> {
+                self.inner.insert_run(run).await
+            }
+
+            async fn get_run(
+                &self,
+                id: $crate::domain::RunId,
+            ) -> $crate::ports::StoreResult<Option<$crate::domain::RunRecord>> {
+                self.inner.get_run(id).await
+            }
+
+            async fn list_runs(
+                &self,
+                limit: Option<u32>,
+            ) -> $crate::ports::StoreResult<Vec<$crate::domain::RunRecord>> {
+                self.inner.list_runs(limit).await
+            }
+
+            async fn save_run(
+                &self,
+                run: &$crate::domain::RunRecord,
+                guard: &$crate::domain::RunGuard,
+            ) -> $crate::ports::StoreResult<bool> {
+                self.inner.save_run_alone(run, guard).await
+            }
+        }
+
+        #[async_trait::async_trait]
         impl $crate::ports::ActivityRepository for $store {
+            async fn count_backfill(
+                &self,
+                kind: $crate::domain::ActivityKind,
+                after: Option<$crate::domain::ActivityId>,
+                filter: &$crate::ports::BackfillFilter,
+            ) -> $crate::ports::StoreResult<u64> {
+                self.inner.count_backfill(kind, after, filter).await
+            }
+
+            async fn enrollments_of(
+                &self,
+                instance: $crate::domain::InstanceId,
+            ) -> $crate::ports::StoreResult<Vec<$crate::domain::Enrollment>> {
+                self.inner.enrollments_of(instance).await
+            }
+
             async fn count_activities(
                 &self,
                 kind: $crate::domain::ActivityKind,

@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The columns of an activity table that make its summary: participant, volunteer (or NULL), activity time.
-fn summary_columns(kind: ActivityKind) -> (&'static str, Option<&'static str>, &'static str) {
+pub(super) fn summary_columns(
+    kind: ActivityKind,
+) -> (&'static str, Option<&'static str>, &'static str) {
     match kind {
         ActivityKind::KintellSession => (
             "participant_id",

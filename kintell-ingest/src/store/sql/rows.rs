@@ -2,10 +2,12 @@
 //! [`StoreError::Corrupt`] naming its table and column.
 
 use crate::domain::{
-    ActivityKind, ActivityLineage, Association, BatchId, BatchRecord, BatchStatus,
-    BeneficiaryGroup, Campaign, CampaignStatus, Company, Confidence, Decision, Email, EntityKind,
-    GroupType, ImportMethod, InstanceStatus, Key, Name, PersonName, ProgramInstance, ProgramSlug,
-    ProgramType, RequestedAction, RowErrorRecord, StoredRow, Tags, User, UserRole,
+    ActivityKind, ActivityLineage, Association, AssociationState, BackfillEntity, BatchId,
+    BatchRecord, BatchStatus, BeneficiaryGroup, Campaign, CampaignStatus, Company, Confidence,
+    Decision, Email, Enrollment, EnrollmentRole, EntityKind, GroupType, ImportMethod,
+    InstanceStatus, Key, Name, PersonName, ProgramInstance, ProgramSlug, ProgramType,
+    RequestedAction, RowErrorRecord, RunId, RunRecord, SessionType, StoredRow, Tags, User,
+    UserRole,
 };
 use crate::ports::{BoxError, StoreError, StoreResult};
 use crate::store::lineage::metadata_source;
@@ -387,5 +389,76 @@ pub(super) fn row_error<R: SqlRow>(row: &R) -> StoreResult<RowErrorRecord> {
         message: r.text("message")?,
         details: r.opt_json("details")?,
         raw_record: r.json("raw_record")?,
+    })
+}
+
+/// A row of a backfill page (see `backfill::page` for its columns).
+pub(super) fn backfill_row<R: SqlRow>(
+    row: &R,
+    kind: ActivityKind,
+) -> StoreResult<crate::ports::BackfillRow> {
+    let table = super::query::activity_table(kind);
+    let r = Reader::new(row, table);
+    let program = match kind {
+        ActivityKind::KintellSession => r.parse("session_type", SessionType::parse)?.program_type(),
+        ActivityKind::BuddyMatch => ProgramType::Buddy,
+        ActivityKind::CourseCompletion => ProgramType::Upskilling,
+    };
+    Ok(crate::ports::BackfillRow {
+        kind,
+        id: r.uuid("id")?.into(),
+        program,
+        at: r.opt_timestamp("s_at")?,
+        participant_id: r.uuid("p_id")?.into(),
+        participant_company: r.opt_uuid("p_company")?.map(Into::into),
+        participant_tags: Reader::new(row, "users").tags("p_tags")?,
+        volunteer_id: r.opt_uuid("v_id")?.map(Into::into),
+        volunteer_company: r.opt_uuid("v_company")?.map(Into::into),
+        program_instance_id: r.opt_uuid("instance")?.map(Into::into),
+        association: AssociationState {
+            decision: Reader::new(row, "activity_associations")
+                .opt_parse("a_decision", Decision::parse)?,
+            campaign: r.opt_uuid("a_campaign")?.map(Into::into),
+            instance: r.opt_uuid("a_instance")?.map(Into::into),
+        },
+    })
+}
+
+/// A row of `program_enrollments`.
+pub(super) fn enrollment<R: SqlRow>(row: &R) -> StoreResult<Enrollment> {
+    let r = Reader::new(row, "program_enrollments");
+    Ok(Enrollment {
+        id: r.uuid("id")?,
+        user_id: r.uuid("user_id")?.into(),
+        program_instance_id: r.uuid("program_instance_id")?.into(),
+        program_type: r.parse("program_type", ProgramType::parse)?,
+        role: r.parse("role", EnrollmentRole::parse)?,
+        enrolled_at: r.timestamp("enrolled_at")?,
+    })
+}
+
+/// A row of `association_runs`.
+pub(super) fn run<R: SqlRow>(row: &R) -> StoreResult<RunRecord> {
+    let r = Reader::new(row, "association_runs");
+    let batch_size = r.int("batch_size")?;
+    Ok(RunRecord {
+        id: RunId(r.uuid("id")?),
+        dry_run: r.boolean("dry_run")?,
+        entity: r.parse("entity", BackfillEntity::parse)?,
+        company_id: r.opt_uuid("company_id")?.map(Into::into),
+        start_date: r.opt_date("start_date")?,
+        end_date: r.opt_date("end_date")?,
+        only_unassociated: r.boolean("only_unassociated")?,
+        batch_size: u32::try_from(batch_size).map_err(|e| r.corrupt("batch_size", e))?,
+        status: r.parse("status", BatchStatus::parse)?,
+        checkpoint: serde_json::from_value(r.json("checkpoint")?)
+            .map_err(|e| r.corrupt("checkpoint", e))?,
+        stats: serde_json::from_value(r.json("stats")?).map_err(|e| r.corrupt("stats", e))?,
+        lease_owner: r.opt_text("lease_owner")?,
+        lease_expires_at: r.opt_timestamp("lease_expires_at")?,
+        started_at: r.opt_timestamp("started_at")?,
+        completed_at: r.opt_timestamp("completed_at")?,
+        created_at: r.timestamp("created_at")?,
+        updated_at: r.timestamp("updated_at")?,
     })
 }

@@ -1,17 +1,19 @@
-//! A test-only store wrapper: it counts and names every port call, fails the N-th one on request, and runs a hook
-//! (async code of the test's own) before the N-th call of a given name.
+//! A test-only store wrapper: it counts and names every port call, fails the N-th one on request (or every one from
+//! the N-th on, as a process that crashed there would), and runs a hook (async code of the test's own) before the
+//! N-th call of a given name.
 
 use async_trait::async_trait;
 use kintell_ingest::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
     BeneficiaryGroup, Campaign, Company, CompletionKey, CompletionWrite, Email, Enrollment,
-    EntityKind, InstanceId, Key, MatchKey, MatchWrite, NewBatch, ProgramInstance, ProgramSlug,
-    RowErrorRecord, SessionId, SessionWrite, StoredRow, User, UserWrite, Written,
+    EntityKind, InstanceId, Key, MatchKey, MatchWrite, NewBatch, NewRun, ProgramInstance,
+    ProgramSlug, RowErrorRecord, RunGuard, RunId, RunRecord, SessionId, SessionWrite, StoredRow,
+    User, UserWrite, Written,
 };
 use kintell_ingest::ports::{
-    ActivityRepository, AssociationRepository, BatchFilter, BatchGuard, BatchRepository,
-    CatalogData, CatalogRepository, StoreError, StoreResult, UnitOfWork, UnitOfWorkFactory,
-    UpsertCounts,
+    ActivityRepository, AssociationRepository, BackfillFilter, BackfillRow, BatchFilter,
+    BatchGuard, BatchRepository, CatalogData, CatalogRepository, RunRepository, StoreError,
+    StoreResult, UnitOfWork, UnitOfWorkFactory, UpsertCounts,
 };
 use kintell_ingest::store::Store;
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ struct State {
     log: Vec<&'static str>,
     /// Fail the call with this 1-based number.
     fail_at: Option<usize>,
+    /// Fail every call from this 1-based number on.
+    crash_at: Option<usize>,
     /// Run the hook before the n-th call (1-based) of this name.
     hooks: Vec<(&'static str, usize, Hook)>,
 }
@@ -64,6 +68,14 @@ impl Probe {
         s.fail_at = base.checked_add(n);
     }
 
+    /// Makes the `n`-th call from now on (1-based) and every later one fail: the store stops answering, as it
+    /// does for a process that crashed there.
+    pub fn crash_at(&self, n: usize) {
+        let mut s = lock(&self.state);
+        let base = s.log.len();
+        s.crash_at = base.checked_add(n);
+    }
+
     /// Runs `hook` before the `n`-th call named `name` from now on.
     pub fn hook(&self, name: &'static str, n: usize, hook: Hook) {
         let mut s = lock(&self.state);
@@ -96,7 +108,10 @@ impl Probe {
                 .iter()
                 .position(|(h, at, _)| *h == name && *at == nth)
                 .map(|i| s.hooks.remove(i).2);
-            (s.fail_at == Some(n), hook)
+            (
+                s.fail_at == Some(n) || s.crash_at.is_some_and(|c| n >= c),
+                hook,
+            )
         };
         if let Some(hook) = hook {
             hook().await;
@@ -262,6 +277,28 @@ impl UnitOfWork for ProbeUnit {
         self.probe.call("uow.set_activity_instance").await?;
         self.inner.set_activity_instance(kind, id, instance).await
     }
+    async fn backfill_page(
+        &mut self,
+        kind: ActivityKind,
+        after: Option<ActivityId>,
+        filter: &BackfillFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<BackfillRow>> {
+        self.probe.call("uow.backfill_page").await?;
+        self.inner.backfill_page(kind, after, filter, limit).await
+    }
+    async fn set_activity_instances(
+        &mut self,
+        kind: ActivityKind,
+        links: &[(ActivityId, InstanceId)],
+    ) -> StoreResult<u64> {
+        self.probe.call("uow.set_activity_instances").await?;
+        self.inner.set_activity_instances(kind, links).await
+    }
+    async fn save_run(&mut self, run: &RunRecord, guard: &RunGuard) -> StoreResult<bool> {
+        self.probe.call("uow.save_run").await?;
+        self.inner.save_run(run, guard).await
+    }
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         // On a failure the inner unit is dropped uncommitted, which rolls it back.
         self.probe.call("uow.commit").await?;
@@ -338,7 +375,40 @@ impl BatchRepository for Probe {
 }
 
 #[async_trait]
+impl RunRepository for Probe {
+    async fn insert_run(&self, run: &NewRun) -> StoreResult<RunRecord> {
+        self.call("insert_run").await?;
+        self.inner.insert_run(run).await
+    }
+    async fn get_run(&self, id: RunId) -> StoreResult<Option<RunRecord>> {
+        self.call("get_run").await?;
+        self.inner.get_run(id).await
+    }
+    async fn list_runs(&self, limit: Option<u32>) -> StoreResult<Vec<RunRecord>> {
+        self.call("list_runs").await?;
+        self.inner.list_runs(limit).await
+    }
+    async fn save_run(&self, run: &RunRecord, guard: &RunGuard) -> StoreResult<bool> {
+        self.call("save_run").await?;
+        self.inner.save_run(run, guard).await
+    }
+}
+
+#[async_trait]
 impl ActivityRepository for Probe {
+    async fn count_backfill(
+        &self,
+        kind: ActivityKind,
+        after: Option<ActivityId>,
+        filter: &BackfillFilter,
+    ) -> StoreResult<u64> {
+        self.call("count_backfill").await?;
+        self.inner.count_backfill(kind, after, filter).await
+    }
+    async fn enrollments_of(&self, instance: InstanceId) -> StoreResult<Vec<Enrollment>> {
+        self.call("enrollments_of").await?;
+        self.inner.enrollments_of(instance).await
+    }
     async fn count_activities(&self, kind: ActivityKind) -> StoreResult<u64> {
         self.call("count_activities").await?;
         self.inner.count_activities(kind).await
