@@ -224,9 +224,10 @@ pub async fn run(global: &Global) -> anyhow::Result<Exit> {
         ]);
     }
     out.push_str(&t.render());
-    out.push_str(
-        "\nnext: kintell-ingest --database-url 'sqlite://kintell-demo.db?mode=rwc' batches list | review list | report campaigns\n",
-    );
+    out.push_str(&format!(
+        "\nnext: kintell-ingest --database-url '{}' batches list | review list | report campaigns\n",
+        super::redact(url)
+    ));
     emit(&out)?;
     Ok(Exit::Success)
 }
