@@ -26,6 +26,14 @@
 //! Choices where the specification is silent:
 //! - Re-import: a `failed` batch is resumed only when it is newer than every completed batch of the same bytes
 //!   (older failures are history); a dry run of bytes a live worker is importing is refused like a real import.
+//! - Concurrent imports of the same bytes: a `pending` batch has no lease, so one created less than a lease
+//!   duration ago (by `created_at`, the ingestor's lease length, [`DEFAULT_LEASE`] by default) counts as being
+//!   started by its creator and refuses with [`ImportError::InProgress`]; an older one is an orphan and is
+//!   resumed. A new batch is inserted in a unit of work that reads the file's batches again before committing;
+//!   when the in-flight index refuses the insert, when that second read shows a batch created, finished or moved
+//!   since the decision, or when a batch the decision chose to resume was taken first, the import decides again
+//!   (a few times at most). So of two imports started together one runs and the other is refused as in progress,
+//!   or as already imported when it decides after the first has finished: one batch, never a store error.
 //! - `duplicate_in_file` across chunks reads the stored row's lineage; a row a forced re-import found unchanged
 //!   still names the earlier batch, so the lineage of every batch of the same entity and bytes counts as "this
 //!   file" (the same bytes number their records the same way).
