@@ -1,6 +1,11 @@
 //! The CLI tested as a user runs it: exit codes, stdout, stderr.
 
+mod batches;
 mod catalog;
+mod demo;
+mod import;
+mod lineage;
 mod migrate;
+mod review;
 mod support;
 mod usage;
