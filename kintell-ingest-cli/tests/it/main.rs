@@ -2,6 +2,7 @@
 
 mod batches;
 mod catalog;
+mod crash;
 mod demo;
 mod import;
 mod lineage;
