@@ -5,9 +5,10 @@
 //! 1. a streaming **pre-pass** over the file: SHA-256, size, record count, format and delimiter, and the pure
 //!    validation of every record, keeping only counts and the error summary in memory;
 //! 2. the **re-import check**, keyed on (entity, hash): a completed batch refuses ([`ImportError::AlreadyImported`])
-//!    unless forced, a live running one refuses ([`ImportError::InProgress`]), a pending, paused, failed, expired
-//!    or orphaned one (its holder a dead process of this host) is resumed; notices name batches of the same name
-//!    with other bytes and of the same bytes under another name;
+//!    unless forced, a live running one or a pending one younger than a lease refuses
+//!    ([`ImportError::InProgress`]), an older pending one, a paused, failed, expired or orphaned one (its holder a
+//!    dead process of this host) is resumed; notices name batches of the same name with other bytes and of the
+//!    same bytes under another name;
 //! 3. a **file error** still leaves a `failed` batch (a later attempt with the same bytes reuses it); the **reject
 //!    limits** fail the batch before any data row, recording the pre-pass's row errors;
 //! 4. **chunks**: each is one unit of work holding its look-ups (one per table), its upserts with lineage, its
@@ -344,14 +345,15 @@ pub enum ImportError {
         /// The completed batch.
         batch: Box<BatchRecord>,
     },
-    /// A live worker is importing these bytes.
+    /// A live worker is importing these bytes, or a batch of them was created less than a lease ago and has not
+    /// started yet (its creator is starting it).
     #[error("this file is being imported by batch {}, owner {owner}, until {}", batch.id, until.to_rfc3339())]
     InProgress {
         /// Its batch.
         batch: Box<BatchRecord>,
-        /// The lease holder.
+        /// The lease holder (for a batch not started yet, a phrase saying so).
         owner: String,
-        /// The end of its lease.
+        /// The end of its lease (for a batch not started yet, its creation plus a lease).
         until: DateTime<Utc>,
     },
     /// Another worker took the batch over (or moved it on): the current chunk was rolled back.
