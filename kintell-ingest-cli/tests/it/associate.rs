@@ -61,7 +61,7 @@ fn state(db: &Db) -> Vec<String> {
             format!("COALESCE(hex({col}), '-')")
         }
     };
-    let mut rows = db.rows(&format!(
+    let mut rows = db.scalars(&format!(
         "SELECT s.external_session_id || ' ' || {} || ' ' || COALESCE(a.decision, '-') || ' ' || {} || ' ' || {} \
          || ' ' || COALESCE(CAST(a.confidence AS TEXT), '-') \
          FROM kintell_sessions s LEFT JOIN activity_associations a \
@@ -70,7 +70,7 @@ fn state(db: &Db) -> Vec<String> {
         text("a.campaign_id"),
         text("a.program_instance_id"),
     ));
-    rows.extend(db.rows(&format!(
+    rows.extend(db.scalars(&format!(
         "SELECT u.email || ' ' || e.role || ' ' || {} || ' ' || CAST(e.enrolled_at AS TEXT) \
          FROM program_enrollments e JOIN users u ON u.id = e.user_id ORDER BY 1",
         text("e.program_instance_id"),
@@ -233,7 +233,7 @@ fn progress(db: &Db) -> Option<(String, String, String, u64)> {
         "SELECT status || '|' || checkpoint || '|' || COALESCE(completed_at, '') || '|' || \
          json_extract(stats, '$.scanned') FROM association_runs"
     };
-    let row = db.rows(sql).into_iter().next()?;
+    let row = db.scalars(sql).into_iter().next()?;
     let mut parts = row.split('|').map(str::to_owned);
     Some((
         parts.next()?,

@@ -79,31 +79,115 @@ impl Db {
         self.pg.is_some()
     }
 
-    /// Runs a query whose single column is text (NULL read as empty) and returns its rows.
-    pub fn rows(&self, sql: &str) -> Vec<String> {
+    /// The first column of a query's rows as text (NULL read as empty).
+    pub fn scalars(&self, sql: &str) -> Vec<String> {
+        self.rows(sql)
+            .into_iter()
+            .map(|r| r.into_iter().next().flatten().unwrap_or_default())
+            .collect()
+    }
+
+    /// Whether this is the SQLite database.
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite")
+    }
+
+    /// An SQL expression rendering the id column `col` as text (SQLite stores ids as 16-byte blobs).
+    pub fn id_text(&self, col: &str) -> String {
+        if self.is_sqlite() {
+            format!("lower(hex({col}))")
+        } else {
+            format!("replace(CAST({col} AS TEXT), '-', '')")
+        }
+    }
+
+    /// The rows of a query whose every column is text (or NULL), each row as its cells.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        self.try_rows(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// [`Db::rows`], or why the query failed (to poll a database another process writes).
+    pub fn try_rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+        type Rows = Vec<Vec<Option<String>>>;
+        fn cells<R: sqlx::Row>(rows: Vec<R>) -> Result<Rows, String>
+        where
+            usize: sqlx::ColumnIndex<R>,
+            for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        {
+            rows.iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.try_get::<Option<String>, _>(i).map_err(|e| e.to_string()))
+                        .collect()
+                })
+                .collect()
+        }
         let url = self.url.clone();
         let sql = sql.to_owned();
         let (tx, rx) = std::sync::mpsc::channel();
         block_on(async move {
-            let rows: Vec<Option<String>> = if url.starts_with("sqlite") {
-                let mut c = sqlx::SqliteConnection::connect(&url)
-                    .await
-                    .expect("connect");
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(&mut c)
-                    .await
-                    .expect("query")
+            let rows = if url.starts_with("sqlite") {
+                match sqlx::SqliteConnection::connect(&url).await {
+                    Ok(mut c) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut c)
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(cells),
+                    Err(e) => Err(e.to_string()),
+                }
             } else {
-                let mut c = sqlx::PgConnection::connect(&url).await.expect("connect");
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(&mut c)
-                    .await
-                    .expect("query")
+                match sqlx::PgConnection::connect(&url).await {
+                    Ok(mut c) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut c)
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(cells),
+                    Err(e) => Err(e.to_string()),
+                }
             };
-            tx.send(rows.into_iter().map(Option::unwrap_or_default).collect())
-                .expect("send");
+            let _ = tx.send(rows);
         });
-        rx.recv().expect("rows")
+        rx.recv().map_err(|e| e.to_string())?
+    }
+
+    /// The rows of a query as lines of `|`-separated cells (`NULL` for NULL), for comparisons.
+    pub fn lines(&self, sql: &str) -> Vec<String> {
+        self.rows(sql)
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|c| c.unwrap_or_else(|| "NULL".to_owned()))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    }
+
+    /// How many rows `table` holds.
+    pub fn count(&self, table: &str) -> u64 {
+        let rows = self.rows(&format!("SELECT CAST(COUNT(*) AS TEXT) FROM {table}"));
+        rows.first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|n| n.parse().ok())
+            .expect("a count")
+    }
+
+    /// The row counts of every table an import writes, for before/after comparisons.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        [
+            "ingestion_batches",
+            "ingestion_row_errors",
+            "users",
+            "kintell_sessions",
+            "buddy_matches",
+            "learning_progress",
+            "program_enrollments",
+            "program_instances",
+            "activity_associations",
+        ]
+        .into_iter()
+        .map(|t| (t, self.count(t)))
+        .collect()
     }
 
     /// Runs one SQL statement against this database.
@@ -144,7 +228,7 @@ impl Drop for Db {
 }
 
 /// Runs a future to completion on a runtime of its own, in its own thread (safe from any context).
-fn block_on<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
+pub fn block_on<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -168,6 +252,13 @@ pub fn backends(test: &str) -> Vec<Db> {
     let mut v = vec![Db::sqlite()];
     v.extend(Db::postgres(test));
     v
+}
+
+/// A file of `text` in the test's directory.
+pub fn write(db: &Db, name: &str, text: &str) -> PathBuf {
+    let path = db.dir().join(name);
+    std::fs::write(&path, text).expect("write a test file");
+    path
 }
 
 /// Parses stdout as one JSON document.

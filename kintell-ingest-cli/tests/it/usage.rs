@@ -18,17 +18,37 @@ fn help_explains_each_command_with_an_example() {
         &["migrate", "down", "--help"],
         &["migrate", "status", "--help"],
         &["migrate", "verify", "--help"],
+        &["catalog", "--help"],
         &["catalog", "import", "--help"],
         &["associate", "--help"],
         &["associate", "backfill", "--help"],
         &["associate", "runs", "--help"],
         &["associate", "resume", "--help"],
+        &["demo", "--help"],
+        &["import", "--help"],
+        &["batches", "--help"],
+        &["batches", "list", "--help"],
+        &["batches", "show", "--help"],
+        &["batches", "errors", "--help"],
+        &["batches", "resume", "--help"],
+        &["batches", "pause", "--help"],
+        &["batches", "cancel", "--help"],
+        &["lineage", "--help"],
+        &["lineage", "adopt-legacy", "--help"],
+        &["review", "--help"],
+        &["review", "list", "--help"],
+        &["review", "show", "--help"],
+        &["review", "accept", "--help"],
+        &["review", "reject", "--help"],
+        &["report", "--help"],
+        &["report", "campaigns", "--help"],
     ] {
         bin()
             .args(args)
             .assert()
             .success()
-            .stdout(contains("Example"));
+            .stdout(contains("Example"))
+            .stderr("");
     }
 }
 

@@ -5,9 +5,10 @@
 //! 1. a streaming **pre-pass** over the file: SHA-256, size, record count, format and delimiter, and the pure
 //!    validation of every record, keeping only counts and the error summary in memory;
 //! 2. the **re-import check**, keyed on (entity, hash): a completed batch refuses ([`ImportError::AlreadyImported`])
-//!    unless forced, a live running one refuses ([`ImportError::InProgress`]), a pending, paused, failed, expired
-//!    or orphaned one (its holder a dead process of this host) is resumed; notices name batches of the same name
-//!    with other bytes and of the same bytes under another name;
+//!    unless forced, a live running one or a pending one younger than a lease refuses
+//!    ([`ImportError::InProgress`]), an older pending one, a paused, failed, expired or orphaned one (its holder a
+//!    dead process of this host) is resumed; notices name batches of the same name with other bytes and of the
+//!    same bytes under another name;
 //! 3. a **file error** still leaves a `failed` batch (a later attempt with the same bytes reuses it); the **reject
 //!    limits** fail the batch before any data row, recording the pre-pass's row errors;
 //! 4. **chunks**: each is one unit of work holding its look-ups (one per table), its upserts with lineage, its
@@ -26,6 +27,14 @@
 //! Choices where the specification is silent:
 //! - Re-import: a `failed` batch is resumed only when it is newer than every completed batch of the same bytes
 //!   (older failures are history); a dry run of bytes a live worker is importing is refused like a real import.
+//! - Concurrent imports of the same bytes: a `pending` batch has no lease, so one created less than a lease
+//!   duration ago (by `created_at`, the ingestor's lease length, [`DEFAULT_LEASE`] by default) counts as being
+//!   started by its creator and refuses with [`ImportError::InProgress`]; an older one is an orphan and is
+//!   resumed. A new batch is inserted in a unit of work that reads the file's batches again before committing;
+//!   when the in-flight index refuses the insert, when that second read shows a batch created, finished or moved
+//!   since the decision, or when a batch the decision chose to resume was taken first, the import decides again
+//!   (a few times at most). So of two imports started together one runs and the other is refused as in progress,
+//!   or as already imported when it decides after the first has finished: one batch, never a store error.
 //! - `duplicate_in_file` across chunks reads the stored row's lineage; a row a forced re-import found unchanged
 //!   still names the earlier batch, so the lineage of every batch of the same entity and bytes counts as "this
 //!   file" (the same bytes number their records the same way).
@@ -337,14 +346,15 @@ pub enum ImportError {
         /// The completed batch.
         batch: Box<BatchRecord>,
     },
-    /// A live worker is importing these bytes.
+    /// A live worker is importing these bytes, or a batch of them was created less than a lease ago and has not
+    /// started yet (its creator is starting it).
     #[error("this file is being imported by batch {}, owner {owner}, until {}", batch.id, until.to_rfc3339())]
     InProgress {
         /// Its batch.
         batch: Box<BatchRecord>,
-        /// The lease holder.
+        /// The lease holder (for a batch not started yet, a phrase saying so).
         owner: String,
-        /// The end of its lease.
+        /// The end of its lease (for a batch not started yet, its creation plus a lease).
         until: DateTime<Utc>,
     },
     /// Another worker took the batch over (or moved it on): the current chunk was rolled back.

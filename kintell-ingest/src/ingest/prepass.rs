@@ -61,7 +61,7 @@ pub(crate) fn empty_hash() -> String {
 }
 
 /// What the pre-pass learnt about a file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct PrePass {
     /// Lower-case hex SHA-256 of the raw bytes.
     pub(crate) hash: String,
@@ -72,7 +72,7 @@ pub(crate) struct PrePass {
 }
 
 /// A file whose header was accepted.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Scanned {
     /// Format, delimiter, names.
     pub(crate) header: HeaderInfo,

@@ -1,6 +1,6 @@
 //! The re-import check: what to do with a file whose bytes some batch has seen before, keyed on (entity, hash).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::batch::LeaseOwner;
 use crate::domain::{BatchRecord, BatchStatus};
@@ -30,16 +30,22 @@ pub(crate) enum Verdict {
     },
 }
 
+/// The lease owner an [`Verdict::InProgress`] names for a `pending` batch younger than a lease: it has no lease
+/// yet, and its creator is presumed to be starting it.
+pub(crate) const STARTING_OWNER: &str = "the import that created it (starting)";
+
 /// Decides from every batch of the same entity and hash, newest first.
 ///
-/// In order: a live `running` batch refuses; a `running` batch whose lease expired or whose holder is dead, or a
-/// `pending` or `paused` one (at most one is in flight), is resumed; a `completed` batch refuses unless `force`; a
-/// `failed` batch newer than every completed one is resumed; otherwise a new batch is created. `holder_dead` says
-/// whether a lease owner (as stored) is a dead process of this host.
+/// In order: a live `running` batch refuses; a `running` batch whose lease expired or whose holder is dead is
+/// taken over; a `pending` batch created less than `lease` ago refuses (its creator is starting it); an older
+/// `pending` one or a `paused` one (at most one is in flight) is resumed; a `completed` batch refuses unless
+/// `force`; a `failed` batch newer than every completed one is resumed; otherwise a new batch is created.
+/// `holder_dead` says whether a lease owner (as stored) is a dead process of this host.
 pub(crate) fn decide(
     batches: &[BatchRecord],
     force: bool,
     now: DateTime<Utc>,
+    lease: TimeDelta,
     holder_dead: &dyn Fn(&str) -> bool,
 ) -> Verdict {
     if let Some(b) = batches.iter().find(|b| b.status == BatchStatus::Running) {
@@ -63,6 +69,14 @@ pub(crate) fn decide(
         .iter()
         .find(|b| matches!(b.status, BatchStatus::Pending | BatchStatus::Paused))
     {
+        let starting_until = b.created_at.checked_add_signed(lease).unwrap_or(now);
+        if b.status == BatchStatus::Pending && now < starting_until {
+            return Verdict::InProgress {
+                batch: b.clone(),
+                owner: STARTING_OWNER.to_owned(),
+                until: starting_until,
+            };
+        }
         return Verdict::Resume {
             batch: b.clone(),
             holder_dead: false,
@@ -207,7 +221,7 @@ mod tests {
     }
 
     fn check(batches: &[BatchRecord], force: bool, now: i64, dead: bool) -> String {
-        match decide(batches, force, at(now), &|_| dead) {
+        match decide(batches, force, at(now), TimeDelta::minutes(1), &|_| dead) {
             Verdict::New => "new".into(),
             Verdict::AlreadyImported(b) => format!("already {}", b.id.0.as_u128()),
             Verdict::InProgress { batch, owner, .. } => {
@@ -229,9 +243,15 @@ mod tests {
         );
         assert_eq!(check(&[batch(1, S::Completed)], true, 0, false), "new");
         assert_eq!(check(&[batch(1, S::Cancelled)], false, 0, false), "new");
+        // A pending batch (created a minute before `now`) is being started by its creator for a lease's
+        // length; after that it is an orphan.
         assert_eq!(
             check(&[batch(1, S::Pending)], false, 0, false),
             "resume 1 dead=false"
+        );
+        assert_eq!(
+            check(&[batch(1, S::Pending)], false, -1, false),
+            format!("in progress 1 by {STARTING_OWNER}")
         );
         assert_eq!(
             check(&[batch(1, S::Paused)], true, 0, false),

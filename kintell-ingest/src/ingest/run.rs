@@ -28,6 +28,50 @@ use super::{ImportError, ImportReport, Ingestor};
 /// A chunk also ends once it has read this many bytes, so a file of huge records does not make a huge chunk.
 const MAX_CHUNK_BYTES: u64 = 32 * 1024 * 1024;
 
+/// How many times an import decides again after losing a race for the ledger (each loss means another import of
+/// the same bytes moved the ledger on, so the next decision sees it).
+const RACE_ATTEMPTS: usize = 4;
+
+/// The index that allows one in-flight batch per entity and file content.
+const IN_FLIGHT_INDEX: &str = "ingestion_batches_in_flight_uq";
+
+/// Why an attempt at an import stopped.
+#[derive(Debug)]
+enum Stop {
+    /// It failed or was refused.
+    Error(ImportError),
+    /// Another import of the same bytes got to the ledger between this one's decision and its write (it created a
+    /// batch, or took the batch this one meant to resume): decide again. The error is what it was.
+    Raced(ImportError),
+}
+
+impl Stop {
+    fn into_error(self) -> ImportError {
+        match self {
+            Stop::Error(e) | Stop::Raced(e) => e,
+        }
+    }
+}
+
+impl From<ImportError> for Stop {
+    fn from(e: ImportError) -> Self {
+        match &e {
+            ImportError::Store(StoreError::Duplicate { constraint })
+                if constraint == IN_FLIGHT_INDEX =>
+            {
+                Stop::Raced(e)
+            }
+            _ => Stop::Error(e),
+        }
+    }
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::from(ImportError::Store(e))
+    }
+}
+
 /// How a run takes its batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
@@ -180,17 +224,42 @@ impl Ingestor {
             .entity
             .or_else(|| pre.outcome.as_ref().ok().map(|s| s.header.format.entity()))
             .unwrap_or(EntityKind::KintellSessions);
+        let mut attempt = 1;
+        loop {
+            match self
+                .attempt(&source, &opts, entity, &parse, &pre, progress)
+                .await
+            {
+                Ok(report) => return Ok(report),
+                Err(Stop::Raced(_)) if attempt < RACE_ATTEMPTS => attempt += 1,
+                Err(stop) => return Err(stop.into_error()),
+            }
+        }
+    }
+
+    /// The re-import decision on the ledger as it is now, and the run it leads to.
+    async fn attempt(
+        &self,
+        source: &ImportSource,
+        opts: &ImportOptions,
+        entity: EntityKind,
+        parse: &ParseOptions,
+        pre: &PrePass,
+        progress: &dyn Progress,
+    ) -> Result<ImportReport, Stop> {
+        let now = self.clock.now();
         let by_hash = self.store.batches_by_hash(entity, &pre.hash).await?;
         let by_name = self
             .store
             .batches_by_file_name(entity, source.file_name())
             .await?;
-        let verdict = reimport::decide(&by_hash, opts.force, now, &self.is_dead());
+        let verdict = reimport::decide(&by_hash, opts.force, now, self.lease, &self.is_dead());
         let target = match verdict {
             Verdict::AlreadyImported(batch) => {
                 return Err(ImportError::AlreadyImported {
                     batch: Box::new(batch),
-                });
+                }
+                .into());
             }
             Verdict::InProgress {
                 batch,
@@ -201,7 +270,8 @@ impl Ingestor {
                     batch: Box::new(batch),
                     owner,
                     until,
-                });
+                }
+                .into());
             }
             Verdict::Resume { batch, holder_dead } => Some((batch, holder_dead)),
             Verdict::New => None,
@@ -230,7 +300,7 @@ impl Ingestor {
                     &mut ledger,
                     batch,
                     holder_dead,
-                    &source,
+                    source,
                     pre.size,
                     opts.chunk_size.unwrap_or(self.chunk_size),
                     notices,
@@ -241,11 +311,12 @@ impl Ingestor {
             target => {
                 self.start_fresh(
                     &mut ledger,
-                    &source,
-                    &opts,
+                    source,
+                    opts,
                     entity,
-                    parse,
-                    pre,
+                    parse.clone(),
+                    pre.clone(),
+                    &by_hash,
                     target,
                     notices,
                     progress,
@@ -338,7 +409,7 @@ impl Ingestor {
             batch.id, batch.status, batch.last_processed_row, batch.total_rows
         )];
         let mut ledger = Ledger::Real(&self.store);
-        if batch.last_processed_row > 0 {
+        let result = if batch.last_processed_row > 0 {
             self.continue_batch(
                 &mut ledger,
                 batch,
@@ -359,12 +430,15 @@ impl Ingestor {
                 entity,
                 parse,
                 pre,
+                &[],
                 Some((batch, holder_dead)),
                 notices,
                 progress,
             )
             .await
-        }
+        };
+        // An explicit resume does not decide again: a lost race is the batch taken by another worker.
+        result.map_err(Stop::into_error)
     }
 
     /// A batch that has written rows goes on with the options it was started with.
@@ -379,7 +453,7 @@ impl Ingestor {
         chunk_size: usize,
         notices: Vec<String>,
         progress: &dyn Progress,
-    ) -> Result<ImportReport, ImportError> {
+    ) -> Result<ImportReport, Stop> {
         let meta = &batch.csv_metadata;
         let options = metadata::options(meta).unwrap_or(RunOptions {
             timezone: Default::default(),
@@ -431,10 +505,11 @@ impl Ingestor {
         entity: EntityKind,
         parse: ParseOptions,
         pre: PrePass,
+        seen: &[BatchRecord],
         target: Option<(BatchRecord, bool)>,
         notices: Vec<String>,
         progress: &dyn Progress,
-    ) -> Result<ImportReport, ImportError> {
+    ) -> Result<ImportReport, Stop> {
         let options = RunOptions {
             timezone: parse.time_zone,
             create_missing_users: opts.create_missing_users,
@@ -455,7 +530,7 @@ impl Ingestor {
                 };
                 return self
                     .refuse(
-                        ledger, source, entity, &pre.hash, fields, target, error, notices,
+                        ledger, source, entity, &pre.hash, seen, fields, target, error, notices,
                     )
                     .await;
             }
@@ -495,7 +570,8 @@ impl Ingestor {
                         };
                         return self
                             .refuse(
-                                ledger, source, entity, &pre.hash, fields, target, error, notices,
+                                ledger, source, entity, &pre.hash, seen, fields, target, error,
+                                notices,
                             )
                             .await;
                     }
@@ -559,8 +635,8 @@ impl Ingestor {
             };
             return self
                 .reject(
-                    ledger, source, entity, &pre.hash, fields, target, &parse, &scanned, reason,
-                    notices,
+                    ledger, source, entity, &pre.hash, seen, fields, target, &parse, &scanned,
+                    reason, notices,
                 )
                 .await;
         }
@@ -591,7 +667,7 @@ impl Ingestor {
             }
             None => {
                 let new = self.new_batch(source, entity, &pre.hash, fields);
-                (ledger.insert_batch(&new).await?, None, Entry::Start)
+                (self.create(ledger, &new, seen).await?, None, Entry::Start)
             }
         };
         let plan = Plan {
@@ -637,17 +713,63 @@ impl Ingestor {
         }
     }
 
+    /// Creates a batch the re-import decision asked for, having read `seen` (every batch of the same entity and
+    /// bytes). A real import inserts it in a unit of work and reads the ledger again before committing: if another
+    /// import of the same bytes created, finished or moved a batch since the decision, the insert is rolled back
+    /// and the import decides again ([`Stop::Raced`]); so is an insert refused by the in-flight index. Without this
+    /// second look, an import that completed between this one's decision and its insert would leave two batches.
+    async fn create(
+        &self,
+        ledger: &mut Ledger<'_>,
+        new: &NewBatch,
+        seen: &[BatchRecord],
+    ) -> Result<BatchRecord, Stop> {
+        let Ledger::Real(store) = ledger else {
+            // A dry run's batch is seen by nobody and outlives nothing.
+            return Ok(ledger.insert_batch(new).await?);
+        };
+        let mut unit = store.begin().await?;
+        let created = match unit.insert_batch(new).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _discarded = unit.rollback().await;
+                return Err(e.into());
+            }
+        };
+        let current = match store.batches_by_hash(new.entity_kind, &new.file_hash).await {
+            Ok(current) => current,
+            Err(e) => {
+                let _discarded = unit.rollback().await;
+                return Err(e.into());
+            }
+        };
+        let key = |b: &BatchRecord| (b.id, b.status, b.last_processed_row);
+        let before: HashSet<_> = seen.iter().map(key).collect();
+        let moved = current
+            .iter()
+            .filter(|b| b.id != created.id)
+            .any(|b| !before.contains(&key(b)));
+        if moved {
+            let _discarded = unit.rollback().await;
+            return Err(Stop::Raced(ImportError::LeaseLost { batch: new.id }));
+        }
+        unit.commit().await?;
+        Ok(created)
+    }
+
     /// The batch a refused file is recorded in: the earlier attempt of these bytes when it never wrote a row
     /// (pending or failed), else a new one. `None` when a batch of these bytes has progress (it is left alone).
+    #[allow(clippy::too_many_arguments)]
     async fn refused_batch(
         &self,
         ledger: &mut Ledger<'_>,
         source: &ImportSource,
         entity: EntityKind,
         hash: &str,
+        seen: &[BatchRecord],
         fields: Refresh,
         target: Option<(BatchRecord, bool)>,
-    ) -> Result<Option<(BatchRecord, BatchRecord)>, ImportError> {
+    ) -> Result<Option<(BatchRecord, BatchRecord)>, Stop> {
         match target {
             Some((b, _))
                 if b.last_processed_row == 0
@@ -659,7 +781,7 @@ impl Ingestor {
             Some(_) => Ok(None),
             None => {
                 let new = self.new_batch(source, entity, hash, fields);
-                let b = ledger.insert_batch(&new).await?;
+                let b = self.create(ledger, &new, seen).await?;
                 Ok(Some((b.clone(), b)))
             }
         }
@@ -703,13 +825,14 @@ impl Ingestor {
         source: &ImportSource,
         entity: EntityKind,
         hash: &str,
+        seen: &[BatchRecord],
         fields: Refresh,
         target: Option<(BatchRecord, bool)>,
         error: FileError,
         notices: Vec<String>,
-    ) -> Result<ImportReport, ImportError> {
+    ) -> Result<ImportReport, Stop> {
         let report = match self
-            .refused_batch(ledger, source, entity, hash, fields, target)
+            .refused_batch(ledger, source, entity, hash, seen, fields, target)
             .await?
         {
             Some((stored, next)) => self
@@ -718,7 +841,7 @@ impl Ingestor {
                 .map(|b| Box::new(ImportReport::of_batch(b, notices, ledger.is_dry()))),
             None => None,
         };
-        Err(ImportError::File { error, report })
+        Err(ImportError::File { error, report }.into())
     }
 
     /// Fails a batch on the reject limits: its pre-pass row errors recorded, counters 0, no data row.
@@ -729,20 +852,22 @@ impl Ingestor {
         source: &ImportSource,
         entity: EntityKind,
         hash: &str,
+        seen: &[BatchRecord],
         fields: Refresh,
         target: Option<(BatchRecord, bool)>,
         parse: &ParseOptions,
         scanned: &Scanned,
         reason: String,
         notices: Vec<String>,
-    ) -> Result<ImportReport, ImportError> {
+    ) -> Result<ImportReport, Stop> {
         let Some((stored, next)) = self
-            .refused_batch(ledger, source, entity, hash, fields, target)
+            .refused_batch(ledger, source, entity, hash, seen, fields, target)
             .await?
         else {
             return Err(ImportError::InvalidOption(format!(
                 "{reason}; a batch of this file has already written rows, resume it instead"
-            )));
+            ))
+            .into());
         };
         self.record_prepass_errors(ledger, source, parse, stored.id)
             .await?;
@@ -759,7 +884,8 @@ impl Ingestor {
         Err(ImportError::Rejected {
             reason,
             report: Box::new(ImportReport::of_batch(failed, notices, ledger.is_dry())),
-        })
+        }
+        .into())
     }
 
     /// Reads the file again and records the parser's row errors, a chunk per unit of work.
@@ -834,7 +960,7 @@ impl Ingestor {
         entry: Entry,
         plan: Plan<'_>,
         progress: &dyn Progress,
-    ) -> Result<ImportReport, ImportError> {
+    ) -> Result<ImportReport, Stop> {
         let owner = self.owner()?;
         let now = self.clock.now();
         let lease_until = self.lease_until(now);
@@ -866,7 +992,13 @@ impl Ingestor {
         };
         let taken = apply(&refreshed, &event, now).map_err(|e| ImportError::moving(id, e))?;
         if !ledger.save_batch(&taken, &BatchGuard::of(&stored)).await? {
-            return Err(ImportError::LeaseLost { batch: id });
+            let lost = ImportError::LeaseLost { batch: id };
+            // A batch found by the decision was moved on by someone else since: decide again. A batch this run
+            // created is nobody else's to start, so whoever moved it (a cancel) has the last word.
+            return Err(match entry {
+                Entry::Start => Stop::Error(lost),
+                Entry::Resume | Entry::Takeover { .. } => Stop::Raced(lost),
+            });
         }
         let mut worker = Worker {
             ingestor: self,
@@ -881,9 +1013,9 @@ impl Ingestor {
                 e @ (ImportError::Store(_) | ImportError::Read { .. } | ImportError::Open { .. }),
             ) => {
                 worker.fail(ledger, &e).await;
-                Err(e)
+                Err(Stop::Error(e))
             }
-            Err(e) => Err(e),
+            Err(e) => Err(Stop::Error(e)),
         }
     }
 

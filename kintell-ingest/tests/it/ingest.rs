@@ -44,6 +44,8 @@ macro_rules! ingest_tests {
                 a_live_running_batch_refuses_and_an_expired_one_is_taken_over,
                 a_dead_holder_on_this_host_is_taken_over_at_once,
                 an_orphaned_pending_batch_is_resumed,
+                concurrent_imports_of_a_new_file_make_one_batch,
+                concurrent_resumes_of_a_paused_batch_make_one_run,
                 reject_limits_write_nothing,
                 file_errors_leave_one_failed_batch_per_content,
                 duplicates_within_and_across_chunks,
@@ -821,7 +823,8 @@ pub mod checks {
             .unwrap_or_else(|| panic!("no call {nth} of {name} in {calls:?}"))
     }
 
-    /// A batch left `pending` (a crash between its creation and its start) is resumed.
+    /// A batch left `pending` (a crash between its creation and its start) is resumed once a lease's length has
+    /// passed since its creation; before that it counts as being started by its creator.
     pub async fn an_orphaned_pending_batch_is_resumed(backend: &Backend) {
         let expected = uninterrupted_five(backend).await;
         // The first guarded save of the repository is the batch's start.
@@ -834,8 +837,118 @@ pub mod checks {
         assert!(matches!(e, ImportError::Store(_)), "{e:?}");
         let pending = only_batch(&store).await;
         assert_eq!(pending.status, BatchStatus::Pending);
+        match ing.import(five()).await {
+            Err(ImportError::InProgress { batch, until, .. }) => {
+                assert_eq!(batch.id, pending.id);
+                assert_eq!(until, pending.created_at + TimeDelta::seconds(60));
+            }
+            other => panic!("expected InProgress, got {other:?}"),
+        }
+        clock.advance(TimeDelta::seconds(60));
         let done = import(&ing, five()).await;
         assert_eq!(done.batch.id, pending.id);
+        assert_eq!(state(&store, FIVE).await, expected);
+    }
+
+    /// How the loser of a race for one file ended: refused as in progress, or as already imported when it looked
+    /// after the winner had finished; either way naming the winner's batch.
+    fn refused_by(loser: Result<ImportReport, ImportError>, winner: BatchId) {
+        match loser {
+            Err(ImportError::InProgress { batch, .. } | ImportError::AlreadyImported { batch }) => {
+                assert_eq!(batch.id, winner);
+            }
+            other => panic!("expected InProgress or AlreadyImported, got {other:?}"),
+        }
+    }
+
+    /// Runs two imports of [`five`] through `ings`, started together behind a barrier; the winner's report and the
+    /// loser's outcome.
+    async fn race(ings: [Ingestor; 2]) -> (ImportReport, Result<ImportReport, ImportError>) {
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let tasks = ings.map(|ing| {
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                ing.import(five()).await
+            })
+        });
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            // A contender that never reaches the point where the other waits for it would hang the test.
+            let outcome = tokio::time::timeout(std::time::Duration::from_secs(120), task)
+                .await
+                .expect("the contenders meet and end")
+                .expect("the import task ends");
+            outcomes.push(outcome);
+        }
+        let second = outcomes.pop().expect("two outcomes");
+        let first = outcomes.pop().expect("two outcomes");
+        match (first, second) {
+            (Ok(winner), loser) | (loser, Ok(winner)) => (winner, loser),
+            (a, b) => panic!("no import won: {a:?} / {b:?}"),
+        }
+    }
+
+    /// Makes the first two calls named `name` (one per contender) wait for each other, so that both contenders
+    /// have made their decision before either writes.
+    fn meet_at(probe: &Probe, name: &'static str) {
+        let meet = Arc::new(tokio::sync::Barrier::new(2));
+        for nth in [1, 2] {
+            let meet = meet.clone();
+            probe.hook(
+                name,
+                nth,
+                Box::new(move || {
+                    Box::pin(async move {
+                        meet.wait().await;
+                    })
+                }),
+            );
+        }
+    }
+
+    /// Two imports of the same new file started together make one batch and no duplicate row; the loser is
+    /// refused (in progress, or already imported), never a store error. Once free-running, once with both
+    /// contenders held until each has decided to create a batch (so the loser's creation hits the in-flight index
+    /// and it decides again).
+    pub async fn concurrent_imports_of_a_new_file_make_one_batch(backend: &Backend) {
+        let expected = uninterrupted_five(backend).await;
+        for meet in [false, true] {
+            let (store, _g) = with_catalog(backend).await;
+            let clock = ManualClock::new();
+            let probe = Probe::new(store.clone());
+            if meet {
+                // After both have read the batches of the file (and found none), before either creates one.
+                meet_at(&probe, "batches_by_file_name");
+            }
+            let ing = ingestor(&probe.store(), &clock);
+            let (winner, loser) = race([ing.clone(), ing]).await;
+            assert_eq!(winner.batch.status, BatchStatus::Completed);
+            refused_by(loser, winner.batch.id);
+            let inserts = probe.counts().get("uow.insert_batch").copied();
+            if meet {
+                assert_eq!(inserts, Some(2), "both tried to create a batch");
+            }
+            assert_eq!(only_batch(&store).await.id, winner.batch.id);
+            assert_eq!(state(&store, FIVE).await, expected, "meet={meet}");
+        }
+    }
+
+    /// Two imports that both decided to resume the same paused batch: one takes it and finishes it, the other
+    /// (its take refused by the guard) decides again and is refused.
+    pub async fn concurrent_resumes_of_a_paused_batch_make_one_run(backend: &Backend) {
+        let expected = uninterrupted_five(backend).await;
+        let (store, _g) = with_catalog(backend).await;
+        let clock = ManualClock::new();
+        let paused = paused_five(&store, &clock).await;
+        let probe = Probe::new(store.clone());
+        // Their first guarded save is the take.
+        meet_at(&probe, "save_batch");
+        let ing = ingestor(&probe.store(), &clock);
+        let (winner, loser) = race([ing.clone(), ing]).await;
+        assert_eq!(winner.batch.id, paused.id);
+        assert_eq!(winner.batch.status, BatchStatus::Completed);
+        refused_by(loser, paused.id);
         assert_eq!(state(&store, FIVE).await, expected);
     }
 
@@ -1152,6 +1265,14 @@ pub mod checks {
                         "failure at call {} ({call}): {e:?}",
                         n + 1
                     );
+                    // A batch left pending by a failed start counts as being started for a lease's length.
+                    let batches = store
+                        .list_batches(&BatchFilter::default())
+                        .await
+                        .expect("batches");
+                    if batches.iter().any(|b| b.status == BatchStatus::Pending) {
+                        clock.advance(TimeDelta::seconds(60));
+                    }
                     let done = ing.import(five()).await.unwrap_or_else(|e| {
                         panic!("resume after a failure at call {} ({call}): {e:?}", n + 1)
                     });
@@ -1174,10 +1295,10 @@ pub mod checks {
         let winner = ingestor(&store, &clock);
         let thief_clock = clock.clone();
         let thief_store = store.clone();
-        // The second unit of work is the loser's second chunk.
+        // The first unit of work creates the batch; the third is the loser's second chunk.
         probe.hook(
             "begin",
-            2,
+            3,
             Box::new(move || {
                 Box::pin(async move {
                     thief_clock.advance(TimeDelta::seconds(61));
@@ -1203,7 +1324,8 @@ pub mod checks {
     /// (the chunk is then rolled back). `resume` then finishes the batch as an uninterrupted import.
     pub async fn pause_requests_are_honoured_between_chunks(backend: &Backend) {
         let expected = uninterrupted_five(backend).await;
-        for (call, nth) in [("get_batch", 2), ("begin", 2)] {
+        // The first unit of work creates the batch; the third writes the second chunk.
+        for (call, nth) in [("get_batch", 2), ("begin", 3)] {
             let (store, _g) = with_catalog(backend).await;
             let clock = ManualClock::new();
             let probe = Probe::new(store.clone());
@@ -1342,7 +1464,7 @@ pub mod checks {
             seen.push(counts.join(" "));
         }
         assert_eq!(seen[0], seen[1]);
-        expect!["batches_by_file_name=1 batches_by_hash=2 begin=3 get_batch=4 insert_batch=1 instance_by_slug=1 load_catalog=1 save_batch=2 uow.commit=3 uow.put_row_errors=3 uow.save_batch=3 uow.stored_sessions=3 uow.upsert_associations=3 uow.upsert_enrollments=3 uow.upsert_sessions=3 uow.upsert_users=3 uow.users_by_email=3"]
+        expect!["batches_by_file_name=1 batches_by_hash=3 begin=4 get_batch=4 instance_by_slug=1 load_catalog=1 save_batch=2 uow.commit=4 uow.insert_batch=1 uow.put_row_errors=3 uow.save_batch=3 uow.stored_sessions=3 uow.upsert_associations=3 uow.upsert_enrollments=3 uow.upsert_sessions=3 uow.upsert_users=3 uow.users_by_email=3"]
             .assert_eq(&seen[0]);
     }
 
