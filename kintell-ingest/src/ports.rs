@@ -344,6 +344,18 @@ pub trait UnitOfWork: Send {
     /// As [`BatchRepository::insert_batch`].
     async fn insert_batch(&mut self, batch: &NewBatch) -> StoreResult<BatchRecord>;
 
+    /// Every batch of this entity whose file has this hash, newest first, as this unit sees them (its own writes
+    /// included): an import creating a batch reads the ledger again here before committing, so that nothing
+    /// another import committed since its decision escapes it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn batches_by_hash(
+        &mut self,
+        entity: EntityKind,
+        file_hash: &str,
+    ) -> StoreResult<Vec<BatchRecord>>;
+
     /// Overwrites the mutable columns of a batch if the stored row still satisfies `guard`; returns whether it did.
     /// `false` means the lease was lost or the batch moved on: the caller rolls back and stops.
     ///

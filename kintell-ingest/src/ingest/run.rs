@@ -714,10 +714,11 @@ impl Ingestor {
     }
 
     /// Creates a batch the re-import decision asked for, having read `seen` (every batch of the same entity and
-    /// bytes). A real import inserts it in a unit of work and reads the ledger again before committing: if another
-    /// import of the same bytes created, finished or moved a batch since the decision, the insert is rolled back
-    /// and the import decides again ([`Stop::Raced`]); so is an insert refused by the in-flight index. Without this
-    /// second look, an import that completed between this one's decision and its insert would leave two batches.
+    /// bytes). A real import inserts it in a unit of work and reads the ledger again in that unit, after the
+    /// insert: if another import of the same bytes created, finished or moved a batch since the decision, the
+    /// insert is rolled back and the import decides again ([`Stop::Raced`]); so is an insert refused by the
+    /// in-flight index. Without this second look, an import that completed between this one's decision and its
+    /// insert would leave two batches.
     async fn create(
         &self,
         ledger: &mut Ledger<'_>,
@@ -736,7 +737,7 @@ impl Ingestor {
                 return Err(e.into());
             }
         };
-        let current = match store.batches_by_hash(new.entity_kind, &new.file_hash).await {
+        let current = match unit.batches_by_hash(new.entity_kind, &new.file_hash).await {
             Ok(current) => current,
             Err(e) => {
                 let _discarded = unit.rollback().await;

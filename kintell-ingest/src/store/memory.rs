@@ -1517,6 +1517,30 @@ impl UnitOfWork for MemoryUnit {
         self.run(|base, over| insert_batch(base, over, batch))
     }
 
+    async fn batches_by_hash(
+        &mut self,
+        entity: EntityKind,
+        file_hash: &str,
+    ) -> StoreResult<Vec<BatchRecord>> {
+        self.run(|base, over| {
+            let mut found: Vec<BatchRecord> = over
+                .batches
+                .rows
+                .values()
+                .chain(
+                    base.batches
+                        .rows
+                        .values()
+                        .filter(|b| !over.batches.rows.contains_key(&b.id)),
+                )
+                .filter(|b| b.entity_kind == entity && b.file_hash == file_hash)
+                .cloned()
+                .collect();
+            newest_first(&mut found);
+            Ok(found)
+        })
+    }
+
     async fn save_batch(&mut self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool> {
         self.run(|base, over| save_batch(base, over, batch, guard))
     }

@@ -1464,7 +1464,7 @@ pub mod checks {
             seen.push(counts.join(" "));
         }
         assert_eq!(seen[0], seen[1]);
-        expect!["batches_by_file_name=1 batches_by_hash=3 begin=4 get_batch=4 instance_by_slug=1 load_catalog=1 save_batch=2 uow.commit=4 uow.insert_batch=1 uow.put_row_errors=3 uow.save_batch=3 uow.stored_sessions=3 uow.upsert_associations=3 uow.upsert_enrollments=3 uow.upsert_sessions=3 uow.upsert_users=3 uow.users_by_email=3"]
+        expect!["batches_by_file_name=1 batches_by_hash=2 begin=4 get_batch=4 instance_by_slug=1 load_catalog=1 save_batch=2 uow.batches_by_hash=1 uow.commit=4 uow.insert_batch=1 uow.put_row_errors=3 uow.save_batch=3 uow.stored_sessions=3 uow.upsert_associations=3 uow.upsert_enrollments=3 uow.upsert_sessions=3 uow.upsert_users=3 uow.users_by_email=3"]
             .assert_eq(&seen[0]);
     }
 

@@ -1170,6 +1170,42 @@ pub mod contract {
                 .expect("name")
                 .is_empty()
         );
+
+        // A unit sees the committed batches and its own, newest first; others see its own only once committed.
+        let mut unit = store.begin().await.expect("begin");
+        let own = unit
+            .insert_batch(&new_batch(5, "q4", "h9", "2024-06-05T10:00:00Z"))
+            .await
+            .expect("insert in the unit");
+        assert_eq!(
+            ids(unit.batches_by_hash(sessions, "h9").await.expect("hash")),
+            vec![own.id]
+        );
+        assert_eq!(
+            ids(unit.batches_by_hash(sessions, "h1").await.expect("hash")),
+            vec![again.id, first.id]
+        );
+        assert!(
+            unit.batches_by_hash(EntityKind::KintellUsers, "h9")
+                .await
+                .expect("hash")
+                .is_empty()
+        );
+        assert!(
+            store
+                .batches_by_hash(sessions, "h9")
+                .await
+                .expect("hash")
+                .is_empty()
+        );
+        unit.rollback().await.expect("rollback");
+        assert!(
+            store
+                .batches_by_hash(sessions, "h9")
+                .await
+                .expect("hash")
+                .is_empty()
+        );
     }
 
     /// A save applies only when the stored row still has the guard's owner, status and resume point; otherwise

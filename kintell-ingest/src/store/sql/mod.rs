@@ -899,6 +899,16 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
         insert_batch::<B>(&mut self.tx, batch).await
     }
 
+    async fn batches_by_hash(
+        &mut self,
+        entity: EntityKind,
+        file_hash: &str,
+    ) -> StoreResult<Vec<BatchRecord>> {
+        let stmt = query::batches_where(entity, "file_hash", file_hash);
+        let rows = fetch::<B>(&mut self.tx, &stmt, "listing batches by file hash").await?;
+        rows.iter().map(rows::batch).collect()
+    }
+
     async fn save_batch(&mut self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool> {
         save_batch::<B>(&mut self.tx, batch, guard).await
     }

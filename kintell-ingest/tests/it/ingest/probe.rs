@@ -185,6 +185,14 @@ impl UnitOfWork for ProbeUnit {
         self.probe.call("uow.insert_batch").await?;
         self.inner.insert_batch(batch).await
     }
+    async fn batches_by_hash(
+        &mut self,
+        entity: EntityKind,
+        file_hash: &str,
+    ) -> StoreResult<Vec<BatchRecord>> {
+        self.probe.call("uow.batches_by_hash").await?;
+        self.inner.batches_by_hash(entity, file_hash).await
+    }
     async fn save_batch(&mut self, batch: &BatchRecord, guard: &BatchGuard) -> StoreResult<bool> {
         self.probe.call("uow.save_batch").await?;
         self.inner.save_batch(batch, guard).await
