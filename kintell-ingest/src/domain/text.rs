@@ -166,26 +166,14 @@ impl Email {
             value: t.to_owned(),
             why,
         };
-        let mut parts = t.split('@');
-        let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(invalid("it must contain exactly one @"));
-        };
-        if local.is_empty() {
-            return Err(invalid("the part before @ is empty"));
-        }
-        if t.chars().any(char::is_whitespace) {
-            return Err(invalid("it contains a space"));
-        }
-        if !domain.contains('.') {
-            return Err(invalid("the domain has no dot"));
-        }
-        if domain.split('.').any(str::is_empty) {
-            return Err(invalid("the domain has an empty label"));
-        }
-        let lower = if t.bytes().any(|b| b.is_ascii_uppercase()) || !t.is_ascii() {
-            t.to_lowercase()
-        } else {
-            t.to_owned()
+        let lower = match email_rule_ascii(t) {
+            Some(Ok(false)) => t.to_owned(),
+            Some(Ok(true)) => t.to_ascii_lowercase(),
+            Some(Err(why)) => return Err(invalid(why)),
+            None => {
+                email_rule(t).map_err(invalid)?;
+                t.to_lowercase()
+            }
         };
         Ok(Email(lower))
     }
@@ -194,6 +182,65 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The first rule of an address that `t` breaks, in the order the rules are checked.
+fn email_rule(t: &str) -> Result<(), &'static str> {
+    let mut parts = t.split('@');
+    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("it must contain exactly one @");
+    };
+    if local.is_empty() {
+        return Err("the part before @ is empty");
+    }
+    if t.chars().any(char::is_whitespace) {
+        return Err("it contains a space");
+    }
+    if !domain.contains('.') {
+        return Err("the domain has no dot");
+    }
+    if domain.split('.').any(str::is_empty) {
+        return Err("the domain has an empty label");
+    }
+    Ok(())
+}
+
+/// [`email_rule`] for ASCII text (`None` for any other), with whether `t` holds an upper-case letter: one pass
+/// that the compiler vectorises and two `memchr` calls. Addresses are parsed twice per session row, and the
+/// iterator version took a third of the parser's time.
+fn email_rule_ascii(t: &str) -> Option<Result<bool, &'static str>> {
+    let bytes = t.as_bytes();
+    let (mut space, mut upper, mut high) = (false, false, false);
+    for &b in bytes {
+        // `\t`, `\n`, U+000B, U+000C, `\r` and the space: the ASCII characters `char::is_whitespace` accepts.
+        space |= b == b' ' || b.wrapping_sub(b'\t') < 5;
+        upper |= b.wrapping_sub(b'A') < 26;
+        high |= b >= 0x80;
+    }
+    if high {
+        return None;
+    }
+    let at = match (memchr::memchr(b'@', bytes), memchr::memrchr(b'@', bytes)) {
+        (Some(first), Some(last)) if first == last => first,
+        _ => return Some(Err("it must contain exactly one @")),
+    };
+    if at == 0 {
+        return Some(Err("the part before @ is empty"));
+    }
+    if space {
+        return Some(Err("it contains a space"));
+    }
+    let domain = bytes.get(at + 1..).unwrap_or_default();
+    if memchr::memchr(b'.', domain).is_none() {
+        return Some(Err("the domain has no dot"));
+    }
+    if domain.first() == Some(&b'.')
+        || domain.last() == Some(&b'.')
+        || domain.windows(2).any(|w| w == b"..")
+    {
+        return Some(Err("the domain has an empty label"));
+    }
+    Some(Ok(upper))
 }
 
 impl fmt::Display for Email {
@@ -405,6 +452,17 @@ mod tests {
             let e = Email::parse(&raw).unwrap();
             prop_assert_eq!(e.as_str(), raw.to_lowercase());
             prop_assert_eq!(Email::parse(e.as_str()).unwrap(), e.clone());
+        }
+
+        /// The one-pass ASCII check refuses exactly what the general one refuses, for the same reason, and sees
+        /// every upper-case letter.
+        #[test]
+        fn ascii_email_rule_agrees_with_the_general_rule(t in "[aZ@. \t\x0b\x0c\r\n-]{0,12}") {
+            let ascii = email_rule_ascii(&t).expect("ASCII input");
+            prop_assert_eq!(ascii.map(|_| ()), email_rule(&t));
+            if let Ok(upper) = ascii {
+                prop_assert_eq!(upper, t.contains('Z'));
+            }
         }
 
         #[test]
