@@ -32,7 +32,9 @@ impl Db {
         let name = format!("kintell_cli_{}", uuid::Uuid::new_v4().simple());
         let (admin_url, create) = (admin.clone(), format!("CREATE DATABASE {name}"));
         block_on(async move {
-            let mut c = sqlx::PgConnection::connect(&admin_url).await.expect("connect");
+            let mut c = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("connect");
             sqlx::query(sqlx::AssertSqlSafe(create))
                 .execute(&mut c)
                 .await
