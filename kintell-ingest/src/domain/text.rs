@@ -210,42 +210,53 @@ fn email_rule(t: &str) -> Result<(), &'static str> {
 }
 
 /// [`email_rule`] for ASCII text (`None` for any other), with whether `t` holds an upper-case letter: one pass of
-/// table look-ups and two `memchr` calls. Addresses are parsed twice per session row, and the iterator version
-/// took a third of the parser's time.
+/// table look-ups, up to the first @ and then over the domain. Addresses are parsed twice per session row, and
+/// the iterator version took a third of the parser's time.
 fn email_rule_ascii(t: &str) -> Option<Result<bool, &'static str>> {
     let bytes = t.as_bytes();
-    let class = bytes.iter().fold(0, |acc, &b| {
-        acc | EMAIL_CLASS.get(usize::from(b)).copied().unwrap_or(HIGH)
-    });
+    let class_of = |b: u8| EMAIL_CLASS.get(usize::from(b)).copied().unwrap_or(HIGH);
+    let mut class = 0;
+    let mut at = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        let c = class_of(b);
+        if c & AT != 0 {
+            at = Some(i);
+            break;
+        }
+        class |= c;
+    }
+    let domain = at.and_then(|a| bytes.get(a + 1..)).unwrap_or_default();
+    // A label is empty when a dot starts the domain, follows a dot, or ends the domain.
+    let (mut dots, mut empty_label, mut after_dot) = (0u32, false, true);
+    for &b in domain {
+        let c = class_of(b);
+        class |= c;
+        let dot = c & DOT != 0;
+        empty_label |= dot && after_dot;
+        after_dot = dot;
+        dots += u32::from(dot);
+    }
+    empty_label |= after_dot;
     if class & HIGH != 0 {
         return None;
     }
-    let at = match (memchr::memchr(b'@', bytes), memchr::memrchr(b'@', bytes)) {
-        (Some(first), Some(last)) if first == last => first,
-        _ => return Some(Err("it must contain exactly one @")),
+    let rule = match at {
+        None => "it must contain exactly one @",
+        Some(_) if class & AT != 0 => "it must contain exactly one @",
+        Some(0) => "the part before @ is empty",
+        Some(_) if class & SPACE != 0 => "it contains a space",
+        Some(_) if dots == 0 => "the domain has no dot",
+        Some(_) if empty_label => "the domain has an empty label",
+        Some(_) => return Some(Ok(class & UPPER != 0)),
     };
-    if at == 0 {
-        return Some(Err("the part before @ is empty"));
-    }
-    if class & SPACE != 0 {
-        return Some(Err("it contains a space"));
-    }
-    let domain = bytes.get(at + 1..).unwrap_or_default();
-    if memchr::memchr(b'.', domain).is_none() {
-        return Some(Err("the domain has no dot"));
-    }
-    if domain.first() == Some(&b'.')
-        || domain.last() == Some(&b'.')
-        || domain.windows(2).any(|w| w == b"..")
-    {
-        return Some(Err("the domain has an empty label"));
-    }
-    Some(Ok(class & UPPER != 0))
+    Some(Err(rule))
 }
 
 const SPACE: u8 = 1;
 const UPPER: u8 = 2;
 const HIGH: u8 = 4;
+const AT: u8 = 8;
+const DOT: u8 = 16;
 
 /// What each byte is, for [`email_rule_ascii`]: a table lookup per byte and no branch.
 static EMAIL_CLASS: [u8; 256] = {
@@ -256,6 +267,8 @@ static EMAIL_CLASS: [u8; 256] = {
             // The ASCII characters `char::is_whitespace` accepts (U+000B too, unlike `u8::is_ascii_whitespace`).
             b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r' => SPACE,
             b'A'..=b'Z' => UPPER,
+            b'@' => AT,
+            b'.' => DOT,
             0x80.. => HIGH,
             _ => 0,
         };
@@ -422,6 +435,28 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
+        for (bad, why) in [
+            ("a@@b.c", "it must contain exactly one @"),
+            ("a@b.c@", "it must contain exactly one @"),
+            ("@b@c.d", "it must contain exactly one @"),
+            ("@ b.c", "the part before @ is empty"),
+            ("a\u{b}b@c.d", "it contains a space"),
+            ("a@b", "the domain has no dot"),
+            ("a@", "the domain has no dot"),
+            ("a@b.", "the domain has an empty label"),
+            ("a@.b", "the domain has an empty label"),
+            ("a@b..c", "the domain has an empty label"),
+            ("ä@b..c", "the domain has an empty label"),
+            ("ä b@c.d", "it contains a space"),
+            ("a\u{a0}b@c.d", "it contains a space"),
+        ] {
+            match Email::parse(bad) {
+                Err(TextError::Invalid { why: w, .. }) => assert_eq!(w, why, "{bad:?}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert_eq!(Email::parse(".A@B.C").unwrap().as_str(), ".a@b.c");
+        assert_eq!(Email::parse("Ä@B.C").unwrap().as_str(), "ä@b.c");
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(matches!(
             Email::parse(&long),
