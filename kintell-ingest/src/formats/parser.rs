@@ -382,6 +382,9 @@ impl<R: Read> Parser<R> {
             let start = next_start;
             next_start = end + raw.gap;
             let text = match whole {
+                // Values copied side by side (gap 0) can join two halves of a broken character into a valid one:
+                // a value that lies inside it is refused by `get` below, rightly unless it is empty.
+                _ if start >= end => Some(""),
                 Some(t) => t.get(start..end),
                 None => raw
                     .span()
