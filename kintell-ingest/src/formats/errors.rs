@@ -382,14 +382,6 @@ impl<'a> RawRecordRef<'a> {
         self.bytes
     }
 
-    /// Where value `index` starts in [`RawRecordRef::span`].
-    pub(crate) fn start(&self, index: usize) -> usize {
-        match index {
-            0 => 0,
-            i => self.ends.get(i - 1).map_or(0, |e| e + self.gap),
-        }
-    }
-
     /// Copies the values, replacing invalid UTF-8 by U+FFFD.
     pub fn to_owned_record(&self) -> RawRecord {
         let mut r = RawRecord {

@@ -369,13 +369,22 @@ impl<R: Read> Parser<R> {
             )]));
         }
         let whole = std::str::from_utf8(raw.span()).ok();
-        let mut cells: [Option<&str>; Column::COUNT] = [None; Column::COUNT];
-        let mut unreadable = 0u64;
+        // Filled in place: the cells are a few hundred bytes, not worth a copy per record.
+        let mut values = Values {
+            cells: [None; Column::COUNT],
+            unreadable: 0,
+            order: &self.order,
+        };
         let mut record_problems = Vec::new();
         let mut bad_fields: Vec<Option<String>> = Vec::new();
+        let mut next_start = 0;
         for (i, &end) in raw.ends.iter().enumerate() {
-            let start = raw.start(i);
+            let start = next_start;
+            next_start = end + raw.gap;
             let text = match whole {
+                // Values copied side by side (gap 0) can join two halves of a broken character into a valid one:
+                // a value that lies inside it is refused by `get` below, rightly unless it is empty.
+                _ if start >= end => Some(""),
                 Some(t) => t.get(start..end),
                 None => raw
                     .span()
@@ -387,14 +396,14 @@ impl<R: Read> Parser<R> {
                 Some(t) => {
                     if let Some(c) = slot {
                         let t = trim(t);
-                        if let Some(cell) = cells.get_mut(c as usize) {
+                        if let Some(cell) = values.cells.get_mut(c as usize) {
                             *cell = (!t.is_empty()).then_some(t);
                         }
                     }
                 }
                 None => {
                     if let Some(c) = slot {
-                        unreadable |= 1 << c as u64;
+                        values.unreadable |= 1 << c as u64;
                     }
                     bad_fields.push(self.field_name(i));
                 }
@@ -423,11 +432,6 @@ impl<R: Read> Parser<R> {
             return Err(reject(record_problems));
         }
         self.problems.clear();
-        let values = Values {
-            cells,
-            unreadable,
-            order: &self.order,
-        };
         let row = validate::row(self.info.format, &values, self.ctx, &mut self.problems);
         match row {
             Some(row) if record_problems.is_empty() && self.problems.is_empty() => Ok(Record {
@@ -452,10 +456,12 @@ impl<R: Read> Iterator for Parser<R> {
     }
 }
 
-/// Trims whitespace; values that start and end with visible ASCII, nearly all of them, are returned as they are.
+/// Trims whitespace; empty values and values that start and end with visible ASCII, nearly all of them, are
+/// returned as they are.
 fn trim(s: &str) -> &str {
     match (s.as_bytes().first(), s.as_bytes().last()) {
         (Some(&f), Some(&l)) if f > b' ' && f < 0x80 && l > b' ' && l < 0x80 => s,
+        (None, _) => s,
         _ => s.trim(),
     }
 }

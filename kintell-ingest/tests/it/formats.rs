@@ -581,6 +581,33 @@ fn quoting_and_multiline_fields() {
     );
 }
 
+/// Found by the fuzzer: an empty value between the two halves of a broken character. A record that `csv-core`
+/// splits (here because a quoted value spans two lines) has its values side by side with nothing between them,
+/// where the halves make a valid character; the empty value's position then falls inside that character. It must
+/// still read as empty (`missing_field`), as it does when the same line is split in place.
+#[test]
+fn empty_value_between_halves_of_a_character() {
+    let mut input = format!("{KS}\n").into_bytes();
+    input.extend_from_slice(b"S-1,\xd3,,\xac,2025-01-01,60,,\"two\nlines\",\n");
+    input.extend_from_slice(b"S-2,\xd3,,\xac,2025-01-01,60,,one line,\n");
+    check_with(
+        &opts(),
+        &input,
+        expect![[r#"
+            format kintell-sessions delimiter , header line 1
+            columns session_id session_type participant_email volunteer_email date duration_min rating feedback_text language_level
+            row 1 line 2: encoding [session_type] session_type holds bytes that are not valid UTF-8; re-export the file as UTF-8
+              also encoding [volunteer_email] volunteer_email holds bytes that are not valid UTF-8; re-export the file as UTF-8
+              also missing_field [participant_email] participant_email is required but empty
+              raw ["S-1","�","","�","2025-01-01","60","","two\nlines",""]
+            row 2 line 4: encoding [session_type] session_type holds bytes that are not valid UTF-8; re-export the file as UTF-8
+              also encoding [volunteer_email] volunteer_email holds bytes that are not valid UTF-8; re-export the file as UTF-8
+              also missing_field [participant_email] participant_email is required but empty
+              raw ["S-2","�","","�","2025-01-01","60","","one line",""]
+        "#]],
+    );
+}
+
 #[test]
 fn invalid_utf8_in_one_field() {
     let mut input = format!("{KS},notes\n").into_bytes();
