@@ -251,6 +251,16 @@ pub struct BackfillRow {
     pub association: AssociationState,
 }
 
+impl CatalogData {
+    /// The id of the company with `slug`, if any.
+    pub fn company_id(&self, slug: &Key) -> Option<CompanyId> {
+        self.companies
+            .iter()
+            .find(|c| &c.slug == slug)
+            .map(|c| c.id)
+    }
+}
+
 /// The writes of one transaction: a chunk of an import, a catalogue import, a page of a backfill.
 ///
 /// Nothing is visible to others before [`UnitOfWork::commit`]; [`UnitOfWork::rollback`], an error the caller does

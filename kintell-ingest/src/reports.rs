@@ -152,10 +152,7 @@ impl Reports {
         let company_id: Option<CompanyId> = match company {
             Some(slug) => Some(
                 catalog
-                    .companies
-                    .iter()
-                    .find(|c| &c.slug == slug)
-                    .map(|c| c.id)
+                    .company_id(slug)
                     .ok_or_else(|| ReportError::UnknownCompany(slug.to_string()))?,
             ),
             None => None,

@@ -133,10 +133,7 @@ impl ReviewQueue {
         let company = match &query.company {
             Some(slug) => Some(
                 catalog
-                    .companies
-                    .iter()
-                    .find(|c| &c.slug == slug)
-                    .map(|c| c.id)
+                    .company_id(slug)
                     .ok_or_else(|| ReviewError::UnknownCompany(slug.to_string()))?,
             ),
             None => None,

@@ -81,10 +81,7 @@ impl Backfill {
         let company: Option<CompanyId> = match &options.company {
             Some(slug) => Some(
                 catalog
-                    .companies
-                    .iter()
-                    .find(|c| &c.slug == slug)
-                    .map(|c| c.id)
+                    .company_id(slug)
                     .ok_or_else(|| BackfillError::UnknownCompany(slug.to_string()))?,
             ),
             None => None,
