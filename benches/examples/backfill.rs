@@ -2,8 +2,8 @@
 //! backfill of N stored sessions takes no longer than their import, same backend, same run.
 //!
 //! ```text
-//! python3 ../shared/bench/gen_catalog.py /tmp/cat.json
-//! cargo run --release -p kintell-ingest-benches --example backfill -- /tmp/cat.json 1000000 sqlite postgres://…/empty_db
+//! python3 ../shared/bench/gen_catalog.py catalog-bench.json
+//! cargo run --release -p kintell-ingest-benches --example backfill -- catalog-bench.json 1000000 sqlite postgres://…/empty_db
 //! ```
 //!
 //! For each database (`sqlite` is a new file in a temporary directory; a `postgres://` URL must name an empty
