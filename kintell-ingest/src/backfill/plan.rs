@@ -68,7 +68,7 @@ impl Planner<'_> {
             let before = row.association;
             if before
                 .decision
-                .is_some_and(|d| d.is_human() || d == Decision::Explicit)
+                .is_some_and(|d| d.stays_over(Decision::Auto))
             {
                 stats.count(Tally::Unchanged);
                 continue;

@@ -347,6 +347,13 @@ impl Decision {
         matches!(self, Decision::Accepted | Decision::Rejected)
     }
 
+    /// Whether a stored decision stays when `next` is written over it: a human decision always stays, an `explicit`
+    /// one unless `next` is explicit too. Scoring (import or backfill) never replaces such a decision.
+    pub const fn stays_over(self, next: Decision) -> bool {
+        self.is_human()
+            || (matches!(self, Decision::Explicit) && !matches!(next, Decision::Explicit))
+    }
+
     /// Whether the activity's `program_instance_id` is set from this decision.
     pub const fn links(self) -> bool {
         matches!(

@@ -570,7 +570,7 @@ async fn sticky_of(
         .associations_of(kind, &ids)
         .await?
         .into_iter()
-        .filter(|a| a.decision.is_human() || a.decision == Decision::Explicit)
+        .filter(|a| a.decision.stays_over(Decision::Auto))
         .map(|a| a.activity_id)
         .collect())
 }

@@ -21,11 +21,11 @@
 use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
     BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, CompletionKey,
-    CompletionWrite, Decision, DurationMinutes, Email, EndReason, Enrollment, EnrollmentRole,
-    EntityKind, FinalScore, GroupId, InstanceId, Key, LanguageLevel, MatchKey, MatchStatus,
-    MatchWrite, NewBatch, NewRun, ProgramInstance, ProgramSlug, ProgramType, Rating,
-    RowErrorRecord, RowOutcome, RowSource, RunGuard, RunId, RunRecord, SessionId, SessionType,
-    SessionWrite, StoredRow, User, UserId, UserWrite, Written,
+    CompletionWrite, DurationMinutes, Email, EndReason, Enrollment, EnrollmentRole, EntityKind,
+    FinalScore, GroupId, InstanceId, Key, LanguageLevel, MatchKey, MatchStatus, MatchWrite,
+    NewBatch, NewRun, ProgramInstance, ProgramSlug, ProgramType, Rating, RowErrorRecord,
+    RowOutcome, RowSource, RunGuard, RunId, RunRecord, SessionId, SessionType, SessionWrite,
+    StoredRow, User, UserId, UserWrite, Written,
 };
 use crate::ports::{
     ActivityRepository, ActivitySummary, AssociationRepository, BackfillFilter, BackfillRow,
@@ -822,8 +822,7 @@ fn upsert_associations(
         let stored = associations.owner(&key).and_then(|id| associations.get(id));
         let new = match stored {
             Some(s) => {
-                let sticky = s.decision.is_human()
-                    || (s.decision == Decision::Explicit && row.decision != Decision::Explicit);
+                let sticky = s.decision.stays_over(row.decision);
                 let new = Association {
                     id: s.id,
                     ..row.clone()
