@@ -3,8 +3,12 @@
 //!
 //! ```text
 //! python3 ../shared/bench/gen_catalog.py catalog-bench.json
-//! cargo run --release -p kintell-ingest-benches --example backfill -- catalog-bench.json 1000000 sqlite postgres://…/empty_db
+//! python3 ../shared/bench/gen_sessions.py 1000000 s1m.csv
+//! cargo run --release -p kintell-ingest-benches --example backfill -- catalog-bench.json s1m.csv sqlite postgres://…/empty_db
 //! ```
+//!
+//! The second argument is a sessions file or a number of rows to generate with `kintell_ingest::synthetic` (whose
+//! people are named like those of the bench catalogue).
 //!
 //! For each database (`sqlite` is a new file in a temporary directory; a `postgres://` URL must name an empty
 //! database): load the catalogue without its campaigns and instances, import N generated sessions (so every row is
@@ -37,7 +41,6 @@ async fn measure(
     url: &str,
     catalogue: &str,
     csv: &std::path::Path,
-    rows: u64,
 ) -> Result<(), Error> {
     let store = Store::connect(url).await?;
     store.migrate().await?;
@@ -51,8 +54,13 @@ async fn measure(
         .import(ImportRequest::from_path(csv).entity(EntityKind::KintellSessions))
         .await?;
     let import = started.elapsed();
-    if report.inserted != rows {
-        return Err(format!("{} of {rows} rows imported", report.inserted).into());
+    let rows = report.inserted;
+    if rows + report.errors != u64::try_from(report.batch.total_rows)? {
+        return Err(format!(
+            "{rows} of {} rows inserted: the database was not empty",
+            report.batch.total_rows
+        )
+        .into());
     }
 
     CatalogImport::new(store.clone())
@@ -91,23 +99,26 @@ async fn measure(
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let Some(catalogue_path) = args.next() else {
-        return Err("usage: backfill CATALOG.json [ROWS] [sqlite|postgres://URL …]".into());
+        return Err("usage: backfill CATALOG.json [SESSIONS.csv|ROWS] [sqlite|postgres://URL …]".into());
     };
     let catalogue = std::fs::read_to_string(&catalogue_path)?;
-    let rows: u64 = match args.next() {
-        Some(n) => n.parse()?,
-        None => 1_000_000,
-    };
+    let source = args.next().unwrap_or_else(|| "1000000".to_owned());
     let mut targets: Vec<String> = args.collect();
     if targets.is_empty() {
         targets.push("sqlite".to_owned());
     }
     let dir = tempfile::tempdir()?;
-    let csv = dir.path().join("sessions.csv");
-    write_sessions(
-        SessionsSpec::new(rows),
-        std::io::BufWriter::new(std::fs::File::create(&csv)?),
-    )?;
+    let csv = match source.parse::<u64>() {
+        Ok(rows) => {
+            let csv = dir.path().join("sessions.csv");
+            write_sessions(
+                SessionsSpec::new(rows),
+                std::io::BufWriter::new(std::fs::File::create(&csv)?),
+            )?;
+            csv
+        }
+        Err(_) => std::path::PathBuf::from(source),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -121,7 +132,7 @@ fn main() -> Result<(), Error> {
         } else {
             target.clone()
         };
-        runtime.block_on(measure(&url, &catalogue, &csv, rows))?;
+        runtime.block_on(measure(&url, &catalogue, &csv))?;
     }
     Ok(())
 }
