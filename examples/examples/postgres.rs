@@ -49,18 +49,19 @@ pub fn database_url(arg: Option<String>, env: Option<String>) -> Result<String, 
 
 /// Runs the example against the database at `url`, writing the sample files into `dir` and printing to `out`.
 pub async fn run(url: &str, dir: &Path, out: &mut dyn Write) -> Result<Walkthrough, Error> {
-    // Never print a password: show the URL without the user information of its authority.
-    let shown = match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{scheme}://…{}", &rest[at..]),
-                None => url.to_owned(),
-            }
-        }
-        None => url.to_owned(),
-    };
-    writeln!(out, "connecting to {shown}")?;
+    writeln!(out, "connecting to {}", without_user(url))?;
     let store = Store::connect(url).await?;
     walkthrough(&store, dir, out).await
+}
+
+/// The URL without the user information of its authority, so that no password is printed.
+pub fn without_user(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://…{}", &rest[at..]),
+        None => url.to_owned(),
+    }
 }

@@ -175,6 +175,18 @@ fn postgres_needs_a_postgres_url() {
 }
 
 #[test]
+fn postgres_prints_no_password() {
+    assert_eq!(
+        postgres::without_user("postgres://me:secret@db.example:5432/kintell"),
+        "postgres://…@db.example:5432/kintell"
+    );
+    assert_eq!(
+        postgres::without_user("postgresql://db/kintell?application_name=a@b"),
+        "postgresql://db/kintell?application_name=a@b"
+    );
+}
+
+#[test]
 fn custom_scoring_shows_where_the_policies_disagree() {
     let out = Captured::default();
     let comparisons = custom_scoring::run(&mut out.clone()).expect("the example runs");
@@ -282,7 +294,7 @@ async fn progress_reports_scanning_then_every_chunk() {
     );
     assert!(printed.contains("scanning "), "{printed}");
     assert!(
-        printed.contains(&format!("2000 of 2000 records")),
+        printed.contains(&format!("{0} of {0} records", progress::ROWS)),
         "{printed}"
     );
 }
