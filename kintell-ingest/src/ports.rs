@@ -1,6 +1,9 @@
 //! Repository ports: the traits the library speaks to, in domain types only; stores implement them.
 //!
-//! Every store (in-memory, SQLite, PostgreSQL) implements the same traits and passes the same contract suite.
+//! Every store (in-memory, SQLite, PostgreSQL) implements the same traits and passes the same contract suite. A
+//! store of your own implements all six (together they are [`Repositories`]) and becomes a [`crate::store::Store`]
+//! with [`crate::store::Store::from_repositories`]; the `custom_store` example of the `kintell-ingest-examples`
+//! crate does so.
 //! Signatures hold no driver type: a store translates its driver's errors into [`StoreError`], so a unique
 //! violation is [`StoreError::Duplicate`], a check violation [`StoreError::Invalid`] and a foreign-key violation
 //! [`StoreError::MissingReference`] on every backend.

@@ -37,7 +37,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Wraps any implementation of the ports, e.g. a store of your own.
+    /// Wraps any implementation of the ports, e.g. a store of your own (the `custom_store` example of the
+    /// `kintell-ingest-examples` crate shows one). Such a store has no schema: `Store::migrate` applies nothing
+    /// and the other schema operations answer `SchemaError::NoSchema` (with the SQL features).
     pub fn from_repositories(repos: Arc<dyn Repositories>) -> Self {
         Store {
             repos,
