@@ -7,7 +7,7 @@
 //! cargo run --release -p kintell-ingest-benches --example backfill -- catalog-bench.json s1m.csv sqlite postgres://…/empty_db
 //! ```
 //!
-//! The second argument is a sessions file or a number of rows to generate with `kintell_ingest::synthetic` (whose
+//! `BACKFILL_BATCH_SIZE=N` sets the page size (default: the library's, 1,000). The second argument is a sessions file or a number of rows to generate with `kintell_ingest::synthetic` (whose
 //! people are named like those of the bench catalogue).
 //!
 //! For each database (`sqlite` is a new file in a temporary directory; a `postgres://` URL must name an empty
@@ -67,9 +67,11 @@ async fn measure(
         .run_json(catalogue, chrono::Utc::now())
         .await?;
     let started = Instant::now();
-    let run = Backfill::new(store.clone())
-        .run(BackfillOptions::default())
-        .await?;
+    let mut options = BackfillOptions::default();
+    if let Ok(n) = std::env::var("BACKFILL_BATCH_SIZE") {
+        options = options.batch_size(n.parse()?);
+    }
+    let run = Backfill::new(store.clone()).run(options).await?;
     let backfill = started.elapsed();
 
     let s = &run.stats;
