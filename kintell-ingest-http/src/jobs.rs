@@ -50,7 +50,7 @@ pub(crate) enum Started {
     /// The run holds this batch and goes on in the background.
     Running(Box<BatchRecord>),
     /// The run ended before holding a batch (a refusal, a file error, a reject limit), or was a dry run.
-    Ended(Result<ImportReport, ImportError>),
+    Ended(Box<Result<ImportReport, ImportError>>),
 }
 
 /// The jobs of one server.
@@ -126,9 +126,9 @@ pub(crate) async fn start(state: &AppState, ingestor: Ingestor, job: Job) -> Sta
     match rx.await {
         Ok(started) => started,
         // The job always answers before it ends; a panic is the only way here.
-        Err(_) => Started::Ended(Err(ImportError::InvalidOption(
+        Err(_) => Started::Ended(Box::new(Err(ImportError::InvalidOption(
             "the import job ended without an answer".to_owned(),
-        ))),
+        )))),
     }
 }
 
@@ -196,7 +196,7 @@ async fn run(
         }
     }
     if let Some(tx) = lock(&tx).take() {
-        let _ = tx.send(Started::Ended(outcome));
+        let _ = tx.send(Started::Ended(Box::new(outcome)));
     }
 }
 

@@ -240,12 +240,14 @@ pub async fn resume_spooled(
                 tracing::info!(batch = %b.id, from_row = b.last_processed_row, "resumed a spooled batch");
                 resumed.push(b.id);
             }
-            jobs::Started::Ended(Ok(r)) => {
-                tracing::info!(batch = %r.batch.id, status = %r.batch.status, "a spooled batch ended at once");
-            }
-            jobs::Started::Ended(Err(e)) => {
-                tracing::info!(batch = %batch.id, reason = %error::one_line(&e), "a spooled batch was not resumed");
-            }
+            jobs::Started::Ended(outcome) => match *outcome {
+                Ok(r) => {
+                    tracing::info!(batch = %r.batch.id, status = %r.batch.status, "a spooled batch ended at once");
+                }
+                Err(e) => {
+                    tracing::info!(batch = %batch.id, reason = %error::one_line(&e), "a spooled batch was not resumed");
+                }
+            },
         }
     }
     Ok(resumed)

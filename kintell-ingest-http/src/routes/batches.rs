@@ -177,10 +177,12 @@ pub(crate) async fn resume(
         Started::Running(b) => {
             Ok((StatusCode::ACCEPTED, Json(batch_json(&state, &b))).into_response())
         }
-        Started::Ended(Ok(report)) => {
-            Ok((StatusCode::OK, Json(batch_json(&state, &report.batch))).into_response())
-        }
-        Started::Ended(Err(e)) => Err(e.into()),
+        Started::Ended(outcome) => match *outcome {
+            Ok(report) => {
+                Ok((StatusCode::OK, Json(batch_json(&state, &report.batch))).into_response())
+            }
+            Err(e) => Err(e.into()),
+        },
     }
 }
 

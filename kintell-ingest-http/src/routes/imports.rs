@@ -153,7 +153,9 @@ pub(crate) async fn import(
             Json(batch_json(&state, &batch)),
         )
             .into_response()),
-        Started::Ended(Ok(report)) => Ok((StatusCode::OK, Json(report.to_json())).into_response()),
-        Started::Ended(Err(e)) => Err(e.into()),
+        Started::Ended(outcome) => match *outcome {
+            Ok(report) => Ok((StatusCode::OK, Json(report.to_json())).into_response()),
+            Err(e) => Err(e.into()),
+        },
     }
 }

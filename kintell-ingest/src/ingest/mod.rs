@@ -19,7 +19,9 @@
 //!
 //! A **dry run** runs all of it in one unit of work that is rolled back, and reports what the real run would.
 //! [`Ingestor::resume`] continues a batch from its checkpoint given the same bytes; [`write_error_csv`] exports a
-//! batch's rejected rows; [`Ingestor::adopt_legacy`] links rows older than batches to legacy batches.
+//! batch's rejected rows; [`Ingestor::adopt_legacy`] links rows older than batches to legacy batches. A caller that
+//! runs imports in the background learns the batch once the run holds it ([`ImportCall::on_start`]) and can stop
+//! them between chunks, leaving them resumable ([`StopSignal`]).
 //!
 //! The source is read with blocking I/O (and parsing is CPU work): inside an async server, run an import where
 //! blocking is allowed (a dedicated thread or `spawn_blocking`).
