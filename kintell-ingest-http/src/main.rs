@@ -1,11 +1,14 @@
 //! `kintell-ingest-http`: the composition root of the HTTP server. It reads its options, checks the
-//! authentication set-up, opens and migrates the store, and serves [`kintell_ingest_http::router`] until Ctrl-C or
-//! SIGTERM.
+//! authentication set-up, opens and migrates the store, resumes the batches it holds spooled input for, and serves
+//! [`kintell_ingest_http::router`] until Ctrl-C or SIGTERM; then it stops running imports between chunks (their
+//! batches resumable, their leases released) and exits.
 
 use anyhow::Context;
 use clap::Parser;
 use kintell_ingest::store::Store;
-use kintell_ingest_http::{AppState, check_auth_config, router};
+use kintell_ingest_http::{
+    AppState, DEFAULT_MAX_UPLOAD_BYTES, check_auth_config, resume_spooled, router,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,10 +35,21 @@ struct Args {
     /// Serve without authentication (only on a loopback address).
     #[arg(long)]
     insecure_no_auth: bool,
+    /// Refuse uploads larger than this many bytes (413).
+    #[arg(long, default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
+    max_upload_bytes: u64,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KINTELL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -69,14 +83,27 @@ fn run(args: Args) -> anyhow::Result<()> {
             .migrate()
             .await
             .context("cannot migrate the database")?;
+        let state = AppState::new(store)
+            .with_token(token)
+            .with_data_dir(&args.data_dir)
+            .with_max_upload_bytes(args.max_upload_bytes);
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await
             .with_context(|| format!("cannot listen on {}", args.bind))?;
+        let resumed = resume_spooled(&state)
+            .await
+            .context("cannot read the batch ledger")?;
+        if !resumed.is_empty() {
+            eprintln!("resumed {} spooled batch(es)", resumed.len());
+        }
         eprintln!("listening on {}", listener.local_addr()?);
-        axum::serve(listener, router(AppState::new(store)))
+        let served = axum::serve(listener, router(state.clone()))
             .with_graceful_shutdown(shutdown())
             .await
-            .context("the server stopped with an error")
+            .context("the server stopped with an error");
+        eprintln!("stopping: running imports stop after their current chunk");
+        state.shutdown().await;
+        served
     })
 }
 

@@ -19,7 +19,9 @@
 //!
 //! A **dry run** runs all of it in one unit of work that is rolled back, and reports what the real run would.
 //! [`Ingestor::resume`] continues a batch from its checkpoint given the same bytes; [`write_error_csv`] exports a
-//! batch's rejected rows; [`Ingestor::adopt_legacy`] links rows older than batches to legacy batches.
+//! batch's rejected rows; [`Ingestor::adopt_legacy`] links rows older than batches to legacy batches. A caller that
+//! runs imports in the background learns the batch once the run holds it ([`ImportCall::on_start`]) and can stop
+//! them between chunks, leaving them resumable ([`StopSignal`]).
 //!
 //! The source is read with blocking I/O (and parsing is CPU work): inside an async server, run an import where
 //! blocking is allowed (a dedicated thread or `spawn_blocking`).
@@ -229,21 +231,13 @@ impl Ingestor {
     /// Rejected rows do not make it fail: they are counted in [`ImportReport::errors`] and recorded with the
     /// batch. A batch paused or cancelled on request ends with an `Ok` report in that status.
     pub fn import(&self, request: ImportRequest) -> ImportCall<'_> {
-        ImportCall {
-            ingestor: self,
-            job: Job::Import(request),
-            progress: &NoProgress,
-        }
+        ImportCall::new(self, Job::Import(request))
     }
 
     /// Resumes a batch (pending, paused, failed, or running with an expired lease or a dead holder) from its
     /// checkpoint. `source` must hold the same bytes: their hash is checked before any record is skipped.
     pub fn resume(&self, batch: BatchId, source: ImportSource) -> ImportCall<'_> {
-        ImportCall {
-            ingestor: self,
-            job: Job::Resume(batch, source),
-            progress: &NoProgress,
-        }
+        ImportCall::new(self, Job::Resume(batch, source))
     }
 }
 
@@ -254,18 +248,91 @@ pub(crate) enum Job {
     Resume(BatchId, ImportSource),
 }
 
+/// The reason a batch stopped through a [`StopSignal`] is paused with (its `last_error`).
+pub const STOPPED_REASON: &str = "stopped: the worker shut down; resume it to continue";
+
+/// Whether `batch` was paused by a [`StopSignal`] (its worker shut down) rather than on a person's request: a
+/// server restarting resumes such batches on its own.
+pub fn stopped_by_signal(batch: &BatchRecord) -> bool {
+    batch.status == crate::domain::BatchStatus::Paused
+        && batch.last_error.as_deref() == Some(STOPPED_REASON)
+}
+
+/// Asks running imports to stop between chunks, for a process shutting down. Clones share the signal.
+///
+/// An import given one ([`ImportCall::with_stop`]) checks it before each chunk; once it is raised the batch is
+/// paused with [`STOPPED_REASON`] (the lease released, the checkpoint kept) and the call returns its report, so
+/// that a later resume, or an import of the same bytes, continues where it stopped. The pre-pass is not
+/// interrupted; a dry run does not stop (it has nothing to keep).
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<std::sync::atomic::AtomicBool>);
+
+impl StopSignal {
+    /// A signal not raised yet.
+    pub fn new() -> Self {
+        StopSignal::default()
+    }
+
+    /// Raises the signal: every import watching it stops before its next chunk.
+    pub fn stop(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the signal has been raised.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A callback told the batch a run holds, once it holds it.
+pub type OnStart<'a> = &'a (dyn Fn(&BatchRecord) + Send + Sync);
+
+/// The observers and signals of one call.
+pub(crate) struct Hooks<'a> {
+    pub(crate) progress: &'a dyn Progress,
+    pub(crate) stop: Option<&'a StopSignal>,
+    pub(crate) on_start: Option<OnStart<'a>>,
+}
+
 /// An import or resume waiting to be awaited.
 #[must_use = "an import does nothing until it is awaited"]
 pub struct ImportCall<'a> {
     ingestor: &'a Ingestor,
     job: Job,
-    progress: &'a dyn Progress,
+    hooks: Hooks<'a>,
 }
 
 impl<'a> ImportCall<'a> {
+    fn new(ingestor: &'a Ingestor, job: Job) -> Self {
+        ImportCall {
+            ingestor,
+            job,
+            hooks: Hooks {
+                progress: &NoProgress,
+                stop: None,
+                on_start: None,
+            },
+        }
+    }
+
     /// Reports progress to `progress` (after each stretch of the pre-pass and after each chunk).
     pub fn with_progress(mut self, progress: &'a dyn Progress) -> Self {
-        self.progress = progress;
+        self.hooks.progress = progress;
+        self
+    }
+
+    /// Stops between chunks once `stop` is raised (see [`StopSignal`]).
+    pub fn with_stop(mut self, stop: &'a StopSignal) -> Self {
+        self.hooks.stop = Some(stop);
+        self
+    }
+
+    /// Calls `on_start` once the run holds its batch (created and started, resumed or taken over; stored and
+    /// `running`, its lease taken), before its first chunk. Not called when the call ends before that (a
+    /// refusal, a file error, a reject limit), nor for a dry run (its batch is never stored). A server answers
+    /// with the batch from here while the import goes on.
+    pub fn on_start(mut self, on_start: OnStart<'a>) -> Self {
+        self.hooks.on_start = Some(on_start);
         self
     }
 }
@@ -285,9 +352,9 @@ impl<'a> IntoFuture for ImportCall<'a> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             match self.job {
-                Job::Import(request) => self.ingestor.run_import(request, self.progress).await,
+                Job::Import(request) => self.ingestor.run_import(request, &self.hooks).await,
                 Job::Resume(batch, source) => {
-                    self.ingestor.run_resume(batch, source, self.progress).await
+                    self.ingestor.run_resume(batch, source, &self.hooks).await
                 }
             }
         })

@@ -43,6 +43,13 @@ impl ImportSource {
         }
     }
 
+    /// The same bytes under another file name (the name recorded on the batch and searched for a programme
+    /// instance): a server's spooled upload keeps the name the client gave.
+    pub fn with_file_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// The file name recorded on the batch and searched for a programme instance.
     pub fn file_name(&self) -> &str {
         &self.name

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::batch::{BatchEvent, ErrorSummary, LeaseOwner, Progress, ProgressMeter};
+use crate::batch::{BatchEvent, ErrorSummary, LeaseOwner, ProgressMeter};
 use crate::domain::{
     BatchId, BatchRecord, BatchStatus, EntityKind, ImportMethod, InstanceStatus, Name, NewBatch,
     ProgramInstance, ProgramSlug, ProgramType,
@@ -23,7 +23,7 @@ use super::metadata::{self, InstanceSource, RunOptions};
 use super::prepass::{self, HashingReader, PrePass, Scanned, elapsed};
 use super::reimport::{self, Verdict, holder_is_dead};
 use super::request::{ImportOptions, ImportRequest, ImportSource};
-use super::{ImportError, ImportReport, Ingestor};
+use super::{Hooks, ImportError, ImportReport, Ingestor, STOPPED_REASON, StopSignal};
 
 /// A chunk also ends once it has read this many bytes, so a file of huge records does not make a huge chunk.
 const MAX_CHUNK_BYTES: u64 = 32 * 1024 * 1024;
@@ -206,7 +206,7 @@ impl Ingestor {
     pub(crate) async fn run_import(
         &self,
         request: ImportRequest,
-        progress: &dyn Progress,
+        hooks: &Hooks<'_>,
     ) -> Result<ImportReport, ImportError> {
         let (source, opts) = request.into_parts();
         check_options(&opts)?;
@@ -219,7 +219,7 @@ impl Ingestor {
             program_type: opts.program_type,
             ingest_time: now,
         };
-        let pre = prepass::run(&source, &parse, progress, &*self.clock)?;
+        let pre = prepass::run(&source, &parse, hooks.progress, &*self.clock)?;
         let entity = opts
             .entity
             .or_else(|| pre.outcome.as_ref().ok().map(|s| s.header.format.entity()))
@@ -227,7 +227,7 @@ impl Ingestor {
         let mut attempt = 1;
         loop {
             match self
-                .attempt(&source, &opts, entity, &parse, &pre, progress)
+                .attempt(&source, &opts, entity, &parse, &pre, hooks)
                 .await
             {
                 Ok(report) => return Ok(report),
@@ -245,7 +245,7 @@ impl Ingestor {
         entity: EntityKind,
         parse: &ParseOptions,
         pre: &PrePass,
-        progress: &dyn Progress,
+        hooks: &Hooks<'_>,
     ) -> Result<ImportReport, Stop> {
         let now = self.clock.now();
         let by_hash = self.store.batches_by_hash(entity, &pre.hash).await?;
@@ -304,7 +304,7 @@ impl Ingestor {
                     pre.size,
                     opts.chunk_size.unwrap_or(self.chunk_size),
                     notices,
-                    progress,
+                    hooks,
                 )
                 .await
             }
@@ -319,7 +319,7 @@ impl Ingestor {
                     &by_hash,
                     target,
                     notices,
-                    progress,
+                    hooks,
                 )
                 .await
             }
@@ -332,7 +332,7 @@ impl Ingestor {
         &self,
         id: BatchId,
         source: ImportSource,
-        progress: &dyn Progress,
+        hooks: &Hooks<'_>,
     ) -> Result<ImportReport, ImportError> {
         let batch = self
             .store
@@ -396,7 +396,7 @@ impl Ingestor {
             program_type: Some(batch.program_type),
             ingest_time: batch.created_at,
         };
-        let pre = prepass::run(&source, &parse, progress, &*self.clock)?;
+        let pre = prepass::run(&source, &parse, hooks.progress, &*self.clock)?;
         if pre.hash != batch.file_hash {
             return Err(ImportError::DifferentFile {
                 batch: id,
@@ -418,7 +418,7 @@ impl Ingestor {
                 pre.size,
                 self.chunk_size,
                 notices,
-                progress,
+                hooks,
             )
             .await
         } else {
@@ -433,7 +433,7 @@ impl Ingestor {
                 &[],
                 Some((batch, holder_dead)),
                 notices,
-                progress,
+                hooks,
             )
             .await
         };
@@ -452,7 +452,7 @@ impl Ingestor {
         size: u64,
         chunk_size: usize,
         notices: Vec<String>,
-        progress: &dyn Progress,
+        hooks: &Hooks<'_>,
     ) -> Result<ImportReport, Stop> {
         let meta = &batch.csv_metadata;
         let options = metadata::options(meta).unwrap_or(RunOptions {
@@ -490,7 +490,7 @@ impl Ingestor {
             size,
         };
         let entry = Entry::of(&batch, holder_dead);
-        self.run_batch(ledger, batch, None, entry, plan, progress)
+        self.run_batch(ledger, batch, None, entry, plan, hooks)
             .await
     }
 
@@ -508,7 +508,7 @@ impl Ingestor {
         seen: &[BatchRecord],
         target: Option<(BatchRecord, bool)>,
         notices: Vec<String>,
-        progress: &dyn Progress,
+        hooks: &Hooks<'_>,
     ) -> Result<ImportReport, Stop> {
         let options = RunOptions {
             timezone: parse.time_zone,
@@ -684,7 +684,7 @@ impl Ingestor {
             notices,
             size: pre.size,
         };
-        self.run_batch(ledger, batch, refresh, entry, plan, progress)
+        self.run_batch(ledger, batch, refresh, entry, plan, hooks)
             .await
     }
 
@@ -960,7 +960,7 @@ impl Ingestor {
         refresh: Option<Refresh>,
         entry: Entry,
         plan: Plan<'_>,
-        progress: &dyn Progress,
+        hooks: &Hooks<'_>,
     ) -> Result<ImportReport, Stop> {
         let owner = self.owner()?;
         let now = self.clock.now();
@@ -1001,13 +1001,18 @@ impl Ingestor {
                 Entry::Resume | Entry::Takeover { .. } => Stop::Raced(lost),
             });
         }
+        if !ledger.is_dry()
+            && let Some(on_start) = hooks.on_start
+        {
+            on_start(&taken);
+        }
         let mut worker = Worker {
             ingestor: self,
             batch: taken,
             summary: stored_summary(&refreshed),
             plan,
         };
-        let result = worker.run(ledger, progress).await;
+        let result = worker.run(ledger, hooks).await;
         match result {
             Ok(report) => Ok(report),
             Err(
@@ -1111,7 +1116,7 @@ impl Worker<'_, '_> {
     async fn run(
         &mut self,
         ledger: &mut Ledger<'_>,
-        progress: &dyn Progress,
+        hooks: &Hooks<'_>,
     ) -> Result<ImportReport, ImportError> {
         let clock = &*self.ingestor.clock;
         let started = clock.now();
@@ -1189,6 +1194,9 @@ impl Worker<'_, '_> {
             {
                 return Ok(report);
             }
+            if hooks.stop.is_some_and(StopSignal::is_stopped) && !ledger.is_dry() {
+                return self.stop(ledger).await;
+            }
             let want = (total - done).min(self.plan.chunk_size as u64);
             let items =
                 read_chunk(&mut parser, want).map_err(|e| ImportError::read(source, e.source))?;
@@ -1205,7 +1213,7 @@ impl Worker<'_, '_> {
                 return Ok(report);
             }
             let rows = u64::try_from(self.batch.last_processed_row).unwrap_or(0);
-            progress.on_progress(&meter.snapshot(
+            hooks.progress.on_progress(&meter.snapshot(
                 parser.bytes_consumed(),
                 rows,
                 elapsed(started, clock),
@@ -1364,6 +1372,28 @@ impl Worker<'_, '_> {
         Err(ImportError::LeaseLost {
             batch: self.batch.id,
         })
+    }
+
+    /// The caller asked the run to stop (its process is shutting down): the batch is paused with
+    /// [`STOPPED_REASON`], which releases the lease and keeps the checkpoint, so any worker resumes it at once.
+    async fn stop(&mut self, ledger: &mut Ledger<'_>) -> Result<ImportReport, ImportError> {
+        let now = self.ingestor.clock.now();
+        let event = BatchEvent::Pause {
+            reason: STOPPED_REASON.to_owned(),
+            now,
+        };
+        let next =
+            apply(&self.batch, &event, now).map_err(|e| ImportError::moving(self.batch.id, e))?;
+        if !ledger
+            .save_batch(&next, &BatchGuard::of(&self.batch))
+            .await?
+        {
+            return Err(ImportError::LeaseLost {
+                batch: self.batch.id,
+            });
+        }
+        self.batch = next;
+        Ok(self.report(ledger).await)
     }
 
     /// The bytes are not those the pre-pass read: the batch fails (resumable with the right file).

@@ -54,6 +54,7 @@ macro_rules! ingest_tests {
                 a_lease_stolen_between_chunks_makes_the_loser_write_nothing,
                 pause_requests_are_honoured_between_chunks,
                 cancel_requests_are_honoured_between_chunks,
+                a_stop_signal_pauses_between_chunks_and_a_resume_completes,
                 one_call_per_table_per_chunk,
                 the_error_csv_escapes_formulas,
                 the_users_export_merges_with_stored_users,
@@ -131,7 +132,8 @@ pub mod checks {
         ProgramSlug, SessionId,
     };
     use kintell_ingest::ingest::{
-        Clock, ImportError, ImportReport, ImportRequest, ImportSource, Ingestor, write_error_csv,
+        Clock, ImportError, ImportReport, ImportRequest, ImportSource, Ingestor, STOPPED_REASON,
+        StopSignal, stopped_by_signal, write_error_csv,
     };
     use kintell_ingest::ports::{BatchFilter, BatchGuard};
     use kintell_ingest::store::Store;
@@ -1368,6 +1370,74 @@ pub mod checks {
             assert_eq!(done.batch.status, BatchStatus::Completed);
             assert_eq!(state(&store, FIVE).await, expected, "request at {call}");
         }
+    }
+
+    /// A raised stop signal (a server shutting down) pauses the batch before its next chunk with the stop reason,
+    /// its lease released; `on_start` saw the batch held before the first chunk; a resume ends as an
+    /// uninterrupted import.
+    pub async fn a_stop_signal_pauses_between_chunks_and_a_resume_completes(backend: &Backend) {
+        use kintell_ingest::batch::{ProgressPhase, ProgressSnapshot};
+        let expected = uninterrupted_five(backend).await;
+        let (store, _g) = with_catalog(backend).await;
+        let clock = ManualClock::new();
+        let ing = ingestor(&store, &clock);
+        let stop = StopSignal::new();
+        let started: Mutex<Vec<BatchRecord>> = Mutex::new(Vec::new());
+        let on_start = |b: &BatchRecord| started.lock().expect("lock").push(b.clone());
+        // Raised once the first chunk is written.
+        let raise = |p: &ProgressSnapshot| {
+            if p.phase == ProgressPhase::Importing && p.rows_done > 0 {
+                stop.stop();
+            }
+        };
+        let stopped = ing
+            .import(five())
+            .with_progress(&raise)
+            .with_stop(&stop)
+            .on_start(&on_start)
+            .await
+            .expect("import");
+        check(
+            &stopped,
+            expect![[
+                r#"paused kintell-sessions rows=5 processed=2 inserted=2 updated=0 skipped=0 errors=0 explicit=2 auto=0 review=0 ignored=0 none=0 last_error="stopped: the worker shut down; resume it to continue""#
+            ]],
+        );
+        assert!(stopped_by_signal(&stopped.batch));
+        assert_eq!(stopped.batch.last_error.as_deref(), Some(STOPPED_REASON));
+        assert_eq!(stopped.batch.lease_owner, None);
+        assert_eq!(only_batch(&store).await, stopped.batch);
+        let seen = std::mem::take(&mut *started.lock().expect("lock"));
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].id, stopped.batch.id);
+        assert_eq!(seen[0].status, BatchStatus::Running);
+        assert_eq!(seen[0].last_processed_row, 0);
+        assert!(seen[0].lease_owner.is_some());
+
+        let done = ing
+            .resume(
+                stopped.batch.id,
+                ImportSource::from_bytes("y.csv", five_bytes()),
+            )
+            .on_start(&on_start)
+            .await
+            .expect("resume");
+        assert_eq!(done.batch.status, BatchStatus::Completed);
+        assert!(!stopped_by_signal(&done.batch));
+        let seen = std::mem::take(&mut *started.lock().expect("lock"));
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].last_processed_row, 2);
+        assert_eq!(state(&store, FIVE).await, expected);
+
+        // A signal raised before the import does not stop a dry run (it keeps nothing) and is not told a start.
+        let dry = ing
+            .import(five().dry_run(true).force(true))
+            .with_stop(&stop)
+            .on_start(&on_start)
+            .await
+            .expect("dry run");
+        assert_eq!(dry.batch.status, BatchStatus::Completed);
+        assert!(started.lock().expect("lock").is_empty());
     }
 
     /// A cancel request stops the batch between chunks for good; what was committed stays, with its lineage.
