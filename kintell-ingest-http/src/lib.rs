@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod webhooks;
 
 use axum::{Json, Router, extract::State, routing::get};
 use kintell_ingest::store::Store;

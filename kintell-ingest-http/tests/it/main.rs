@@ -7,6 +7,8 @@ use kintell_ingest::store::Store;
 use kintell_ingest_http::{AppState, AuthConfigError, check_auth_config, router};
 use tower::ServiceExt;
 
+mod webhooks;
+
 async fn get(store: Store, path: &str) -> (StatusCode, serde_json::Value) {
     let response = router(AppState::new(store))
         .oneshot(Request::get(path).body(Body::empty()).expect("request"))
