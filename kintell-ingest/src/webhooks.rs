@@ -120,7 +120,7 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> Result<String, Signat
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -41,7 +41,7 @@ pub(crate) enum WebhookRow {
     /// Written; the batch is completed (in the unit, not yet committed).
     Written {
         /// The batch as saved.
-        batch: BatchRecord,
+        batch: Box<BatchRecord>,
         /// The chunk's counts.
         outcome: ChunkOutcome,
     },
@@ -158,7 +158,7 @@ impl Ingestor {
             }));
         }
         Ok(WebhookRow::Written {
-            batch: done,
+            batch: Box::new(done),
             outcome,
         })
     }

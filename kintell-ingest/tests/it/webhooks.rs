@@ -359,7 +359,7 @@ pub mod contract {
         assert_eq!(batch.lease_owner, None);
         let (id, _) = session(store, "S-1").await.expect("stored");
         let lineage = store
-            .activity_lineage(ActivityKind::KintellSession, id.into())
+            .activity_lineage(ActivityKind::KintellSession, id)
             .await
             .expect("lineage")
             .expect("row");
@@ -466,7 +466,7 @@ pub mod contract {
             1
         );
         let lineage = store
-            .activity_lineage(ActivityKind::KintellSession, id.into())
+            .activity_lineage(ActivityKind::KintellSession, id)
             .await
             .expect("lineage")
             .expect("row");
@@ -505,7 +505,7 @@ pub mod contract {
             "the rest is kept"
         );
         let lineage = store
-            .activity_lineage(ActivityKind::KintellSession, id.into())
+            .activity_lineage(ActivityKind::KintellSession, id)
             .await
             .expect("lineage")
             .expect("row");
