@@ -37,11 +37,7 @@ fn without_campaigns(catalogue: &str) -> Result<String, Error> {
     Ok(doc.to_string())
 }
 
-async fn measure(
-    url: &str,
-    catalogue: &str,
-    csv: &std::path::Path,
-) -> Result<(), Error> {
+async fn measure(url: &str, catalogue: &str, csv: &std::path::Path) -> Result<(), Error> {
     let store = Store::connect(url).await?;
     store.migrate().await?;
     let now = chrono::Utc::now();
@@ -101,7 +97,9 @@ async fn measure(
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let Some(catalogue_path) = args.next() else {
-        return Err("usage: backfill CATALOG.json [SESSIONS.csv|ROWS] [sqlite|postgres://URL …]".into());
+        return Err(
+            "usage: backfill CATALOG.json [SESSIONS.csv|ROWS] [sqlite|postgres://URL …]".into(),
+        );
     };
     let catalogue = std::fs::read_to_string(&catalogue_path)?;
     let source = args.next().unwrap_or_else(|| "1000000".to_owned());

@@ -17,6 +17,7 @@ mod jobs;
 pub mod metrics;
 mod routes;
 mod upload;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ pub(crate) struct Config {
     pub(crate) data_dir: PathBuf,
     pub(crate) max_upload_bytes: u64,
     pub(crate) ingestor: Ingestor,
+    pub(crate) webhook_secret: Option<Arc<[u8]>>,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -77,6 +79,7 @@ impl AppState {
                 data_dir: PathBuf::from("data"),
                 max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
                 ingestor,
+                webhook_secret: None,
             }),
             jobs: Arc::new(jobs::Jobs::default()),
         }
@@ -90,6 +93,13 @@ impl AppState {
     /// Requires `Authorization: Bearer <token>` on the `/v1` routes (`None`: no authentication).
     pub fn with_token(self, token: Option<String>) -> Self {
         self.configure(|c| c.token = token)
+    }
+
+    /// Serves the Kintell webhooks, checking their signatures with `secret` (`None` or empty: the webhook routes
+    /// answer 404). The `main` binary reads it from [`webhooks::SECRET_ENV`].
+    pub fn with_webhook_secret(self, secret: Option<&[u8]>) -> Self {
+        let secret = secret.filter(|s| !s.is_empty()).map(Arc::from);
+        self.configure(|c| c.webhook_secret = secret)
     }
 
     /// Spools uploads under `dir/uploads/`.
@@ -153,7 +163,7 @@ impl AppState {
         routes::reviews::reject,
         routes::campaigns::metrics,
         openapi,
-        // The webhook route is added here when the webhook module is merged.
+        webhooks::receive,
     ),
     components(schemas(Status, routes::ErrorBody, routes::ErrorDetail, routes::reviews::AcceptBody, routes::reviews::RejectBody))
 )]
@@ -173,6 +183,11 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The webhook handler writes through the server's ingestor (its store, clock, policy and host).
+fn webhooks_handler(state: &AppState) -> kintell_ingest::webhooks::WebhookHandler {
+    kintell_ingest::webhooks::WebhookHandler::new(state.config.ingestor.clone())
+}
+
 /// The server's routes over `state`.
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
@@ -180,12 +195,14 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics_text))
-        .merge(routes::v1());
-    // Webhook routes (authenticated by their signature, not the bearer token: paths under
-    // `SELF_AUTHENTICATED_PREFIX`) are merged here, before the layers below, so that they are timed and traced
-    // like every route and exempt from the token:
-    //     let routes = routes.merge(webhooks::routes());
-    //
+        .merge(routes::v1())
+        // The webhook routes are authenticated by their signature, not the bearer token (their paths are under
+        // `SELF_AUTHENTICATED_PREFIX`); merged before the layers below, they are timed and traced like every route.
+        .merge(webhooks::routes(webhooks::WebhookState {
+            handler: webhooks_handler(&state),
+            secret: state.config.webhook_secret.clone(),
+            signature_failures: state.webhook_signature_failures.clone(),
+        }));
     // The layers wrap every route assembled above (axum applies `layer` to the routes present when it is called,
     // after routing, so the metrics see the matched route template): innermost first.
     routes

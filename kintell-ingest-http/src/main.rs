@@ -86,7 +86,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         let state = AppState::new(store)
             .with_token(token)
             .with_data_dir(&args.data_dir)
-            .with_max_upload_bytes(args.max_upload_bytes);
+            .with_max_upload_bytes(args.max_upload_bytes)
+            .with_webhook_secret(
+                std::env::var(kintell_ingest_http::webhooks::SECRET_ENV)
+                    .ok()
+                    .as_deref()
+                    .map(str::as_bytes),
+            );
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await
             .with_context(|| format!("cannot listen on {}", args.bind))?;

@@ -15,6 +15,8 @@
 //! - [`batch::Batch`] and [`batch::BatchEvent`]: the ingestion batch state machine.
 //! - [`scoring::ScoringPolicy`] with [`scoring::score`] and [`scoring::choose`], and [`association::CampaignIndex`]:
 //!   how an activity is associated with a campaign and programme instance.
+//! - [`webhooks::WebhookHandler`] and [`webhooks::verify_signature`]: Kintell webhook deliveries, applied once
+//!   each as one-row batches.
 //! - [`domain`]: the validated values everything above speaks in (`Email`, `Rating`, `ProgramSlug`, …).
 //!
 //! An example on the in-memory store:
@@ -61,3 +63,4 @@ pub mod review;
 pub mod scoring;
 pub mod store;
 pub mod synthetic;
+pub mod webhooks;

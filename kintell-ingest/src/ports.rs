@@ -15,10 +15,10 @@
 use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, AssociationState,
     BatchId, BatchRecord, BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId,
-    CompletionKey, CompletionWrite, Email, Enrollment, EntityKind, InstanceId, Key, MatchKey,
-    MatchWrite, NewBatch, NewRun, ProgramInstance, ProgramSlug, ProgramType, RequestedAction,
-    RowErrorRecord, RunGuard, RunId, RunRecord, SessionId, SessionWrite, StoredRow, Tags, User,
-    UserId, UserWrite, Written,
+    CompletionKey, CompletionWrite, DeliveryId, DeliveryRecord, Email, Enrollment, EntityKind,
+    InstanceId, Key, MatchKey, MatchWrite, NewBatch, NewRun, ProgramInstance, ProgramSlug,
+    ProgramType, RequestedAction, RowErrorRecord, RunGuard, RunId, RunRecord, SessionId,
+    SessionWrite, StoredRow, StoredSession, Tags, User, UserId, UserWrite, Written,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -534,6 +534,31 @@ pub trait UnitOfWork: Send {
     /// # Errors
     /// [`StoreError::MissingReference`] for an unknown batch; [`StoreError::Invalid`] for a row number below 1.
     async fn put_row_errors(&mut self, rows: &[RowErrorRecord]) -> StoreResult<()>;
+
+    /// The stored sessions (source system `kintell`) with these external ids, with their values and their people's
+    /// emails, in no particular order (one query): what a webhook event about a session merges with.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn sessions_by_external_id(
+        &mut self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<StoredSession>>;
+
+    /// The recorded webhook delivery with this id, as this unit sees it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn delivery(&mut self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>>;
+
+    /// Records a webhook delivery, to be committed with the rows it wrote.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when a delivery with this id is recorded — on PostgreSQL also one recorded by
+    /// another transaction still open, once it commits (the insert waits for it); [`StoreError::MissingReference`]
+    /// for an unknown batch; [`StoreError::Invalid`] for a value the table's checks refuse (a status outside
+    /// 100..=599, a hash that is not 64 lower-case hex digits).
+    async fn insert_delivery(&mut self, delivery: &DeliveryRecord) -> StoreResult<()>;
 
     /// Makes every write of this unit visible at once.
     ///

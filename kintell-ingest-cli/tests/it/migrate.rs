@@ -13,7 +13,7 @@ fn up_status_verify_down_round_trip() {
             .success();
         let status = json(&out.get_output().stdout);
         let rows = status.as_array().expect("an array of migrations");
-        assert_eq!(rows.len(), 8);
+        assert_eq!(rows.len(), 9);
         assert!(rows.iter().all(|m| m["applied"] == false));
 
         let out = db
@@ -22,7 +22,7 @@ fn up_status_verify_down_round_trip() {
             .assert()
             .success();
         let applied = json(&out.get_output().stdout);
-        assert_eq!(applied["applied"].as_array().map(Vec::len), Some(8));
+        assert_eq!(applied["applied"].as_array().map(Vec::len), Some(9));
 
         db.cmd()
             .args(["migrate", "up"])
@@ -33,7 +33,7 @@ fn up_status_verify_down_round_trip() {
             .args(["migrate", "verify"])
             .assert()
             .success()
-            .stdout(contains("schema ok: 8 migration(s) applied"));
+            .stdout(contains("schema ok: 9 migration(s) applied"));
 
         let out = db
             .cmd()
@@ -41,7 +41,7 @@ fn up_status_verify_down_round_trip() {
             .assert()
             .success();
         let reverted = json(&out.get_output().stdout);
-        assert_eq!(reverted["reverted"][0]["version"], 8);
+        assert_eq!(reverted["reverted"][0]["version"], 9);
         let out = db
             .cmd()
             .args(["--json", "migrate", "status"])
@@ -54,7 +54,10 @@ fn up_status_verify_down_round_trip() {
             .iter()
             .map(|m| m["applied"] == true)
             .collect();
-        assert_eq!(applied, [true, true, true, true, true, true, true, false]);
+        assert_eq!(
+            applied,
+            [true, true, true, true, true, true, true, true, false]
+        );
 
         db.cmd()
             .args(["migrate", "down", "--all"])

@@ -4,3 +4,4 @@ mod basics;
 mod routes;
 mod server;
 mod support;
+mod webhooks;

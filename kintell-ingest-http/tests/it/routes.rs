@@ -714,6 +714,7 @@ async fn the_openapi_document_describes_every_route() {
         "POST /v1/reviews/{id}/accept",
         "POST /v1/reviews/{id}/reject",
         "GET /v1/campaigns/metrics",
+        "POST /v1/webhooks/kintell/{event}",
     ];
     expected.sort_unstable();
     assert_eq!(routes, expected);
@@ -722,4 +723,45 @@ async fn the_openapi_document_describes_every_route() {
         "bearer"
     );
     assert!(doc["paths"]["/v1/imports/{entity}"]["post"]["responses"]["413"].is_object());
+}
+
+#[tokio::test]
+async fn the_server_router_serves_the_webhooks_without_the_token_and_counts_bad_signatures() {
+    let store = kintell_ingest::store::Store::memory();
+    store.migrate().await.expect("migrate");
+    let disabled =
+        kintell_ingest_http::AppState::new(store.clone()).with_token(Some(TOKEN.to_owned()));
+    let request = || {
+        Request::post("/v1/webhooks/kintell/session-completed")
+            .header("content-type", "application/json")
+            .header("x-delivery-id", "d-1")
+            .header("x-kintell-signature", "t=1,v1=00")
+            .body(Body::from("{}"))
+            .expect("request")
+    };
+    let answer = send(&disabled, request()).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.text());
+
+    let state = disabled.with_webhook_secret(Some(b"s3cret"));
+    let answer = send(&state, request()).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text());
+    assert_ne!(
+        answer.code(),
+        "unauthorized",
+        "judged by the signature, not the token"
+    );
+    let metrics = send(
+        &state,
+        Request::get("/metrics")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await
+    .text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "webhook_signature_failures_total 1"),
+        "{metrics}"
+    );
 }

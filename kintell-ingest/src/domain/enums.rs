@@ -376,6 +376,18 @@ string_enum!(
 );
 
 string_enum!(
+    /// A Kintell webhook event, as named in its route (`POST /v1/webhooks/kintell/{event}`).
+    WebhookEvent, "webhook event" {
+        /// A session took place.
+        SessionCompleted => "session-completed",
+        /// A session was booked.
+        BookingConfirmed => "booking-confirmed",
+        /// A participant or volunteer rated a session.
+        RatingCreated => "rating-created",
+    }
+);
+
+string_enum!(
     /// Which activities a backfill run re-associates.
     BackfillEntity, "backfill entity" {
         /// Kintell sessions.

@@ -16,7 +16,7 @@ mod writes;
 pub use enums::{
     ActivityKind, BackfillEntity, BatchStatus, CampaignStatus, CourseStatus, Decision, EndReason,
     EnrollmentRole, EnrollmentStatus, EntityKind, EnumError, ImportMethod, InstanceStatus,
-    LanguageLevel, MatchStatus, ProgramType, RequestedAction, SessionType, UserRole,
+    LanguageLevel, MatchStatus, ProgramType, RequestedAction, SessionType, UserRole, WebhookEvent,
 };
 pub use ids::{
     ActivityId, AssociationId, BatchId, CampaignId, CompanyId, GroupId, InstanceId, RunId,
@@ -36,11 +36,12 @@ pub use runs::{
     SAMPLE_LIMIT, SampleChange, Tally,
 };
 pub use text::{
-    CourseId, Email, GroupType, Key, Name, PersonName, ProgramSlug, Provider, SessionId, Tag, Tags,
-    TextError,
+    CourseId, DeliveryId, Email, GroupType, Key, Name, PersonName, ProgramSlug, Provider,
+    SessionId, Tag, Tags, TextError,
 };
 pub use time::{OffsetError, TimeZoneOffset};
 pub use writes::{
-    CompletionKey, CompletionWrite, Enrollment, MatchKey, MatchWrite, RowErrorRecord, RowOutcome,
-    RowSource, SessionWrite, StoredRow, UserWrite, Written,
+    CompletionKey, CompletionWrite, DeliveryRecord, Enrollment, MatchKey, MatchWrite,
+    RowErrorRecord, RowOutcome, RowSource, SessionWrite, StoredRow, StoredSession, UserWrite,
+    Written,
 };

@@ -98,6 +98,10 @@ bounded_string!(
     SessionId, "session id", 255
 );
 bounded_string!(
+    /// A webhook delivery id (the `X-Delivery-Id` header): 1 to 255 characters, case-sensitive.
+    DeliveryId, "delivery id", 255
+);
+bounded_string!(
     /// A course id: 1 to 255 characters, case-sensitive.
     CourseId, "course id", 255
 );

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ActivityId, BatchId, CompletionRow, CourseId, EnrollmentRole, InstanceId, MatchRow,
-    ProgramType, Provider, SessionRow, User, UserId,
+    ActivityId, BatchId, CompletionRow, CourseId, DeliveryId, EnrollmentRole, InstanceId, MatchRow,
+    ProgramType, Provider, SessionRow, User, UserId, WebhookEvent,
 };
 
 /// How one written row went.
@@ -181,4 +181,33 @@ pub struct RowErrorRecord {
     pub details: Option<serde_json::Value>,
     /// The record's values in file order (a JSON array of strings, see schema.md).
     pub raw_record: serde_json::Value,
+}
+
+/// A session as stored, in the terms of a file row: what a webhook event about it merges with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSession {
+    /// The stored row's id.
+    pub id: ActivityId,
+    /// Its values, with its people's emails; `program_ref` is always `None` (the link is `program_instance_id`).
+    pub row: SessionRow,
+}
+
+/// A row of `webhook_deliveries`: an applied webhook delivery and the response it got, replayed for a delivery id
+/// seen again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// The delivery id (primary key).
+    pub delivery_id: DeliveryId,
+    /// The event.
+    pub event: WebhookEvent,
+    /// When the delivery was received.
+    pub received_at: DateTime<Utc>,
+    /// SHA-256 of the raw body, lower-case hex.
+    pub body_sha256: String,
+    /// The HTTP status the delivery was answered with.
+    pub response_status: u16,
+    /// The JSON body it was answered with.
+    pub response_body: serde_json::Value,
+    /// The batch the delivery wrote (`None` once that batch is deleted).
+    pub batch_id: Option<BatchId>,
 }

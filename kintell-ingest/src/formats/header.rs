@@ -287,6 +287,11 @@ columns! {
     CourseName => "course_name",
     FinalScore => "final_score",
     CredentialRef => "credential_ref",
+    // Fields of the webhook bodies only (no file format has them).
+    BookingId => "booking_id",
+    RatingId => "rating_id",
+    FromRole => "from_role",
+    CreatedAt => "created_at",
 }
 
 /// A column of a format.

@@ -38,6 +38,7 @@ mod parser;
 mod tokenizer;
 mod validate;
 mod values;
+pub(crate) mod webhook;
 
 pub use errors::{
     ErrorCode, FileError, FileErrorCode, OpenError, Problem, RawRecord, RawRecordRef, ReadError,

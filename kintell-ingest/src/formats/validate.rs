@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::domain::{
-    CompletionRow, CourseId, DomainRow, DurationMinutes, Email, EndReason, FinalScore, FullName,
-    Key, LanguageLevel, MatchRow, MatchStatus, NumberError, ProgramSlug, Provider, Rating,
-    SessionId, SessionRow, SessionType, TextError, UserRole, UserRow,
+    CompletionRow, CourseId, DomainRow, DurationMinutes, Email, EndReason, EnrollmentRole,
+    FinalScore, FullName, Key, LanguageLevel, MatchRow, MatchStatus, NumberError, ProgramSlug,
+    Provider, Rating, SessionId, SessionRow, SessionType, TextError, UserRole, UserRow,
 };
 
 use super::errors::{ErrorCode, Problem};
@@ -310,6 +310,7 @@ fn parse_error_message(c: Column, s: &str) -> String {
              program_ended, other"
         }
         Column::GrantAccess => "true, yes, 1, false, no, 0",
+        Column::FromRole => "participant, volunteer",
         _ => "",
     };
     format!(
@@ -645,5 +646,125 @@ fn completion(c: &mut Check<'_, '_>) -> Option<CompletionRow> {
         completed_at: completed?,
         final_score: score,
         credential_ref: credential,
+    })
+}
+
+/// A `rating-created` webhook body, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RatingEvent {
+    /// The platform's id of the rating.
+    pub(crate) rating_id: SessionId,
+    /// The rated session's external id.
+    pub(crate) session_id: SessionId,
+    /// Who rated.
+    pub(crate) from_role: EnrollmentRole,
+    /// The rating, normalised from 1–5 to 0–1 as the CSV `rating` column of `kintell-sessions` is.
+    pub(crate) rating: Rating,
+    /// The feedback, at most 5000 characters.
+    pub(crate) feedback_text: Option<String>,
+    /// When the rating was given.
+    pub(crate) created_at: DateTime<Utc>,
+}
+
+/// Validates the values of a `session-completed` body (`booking` false) or a `booking-confirmed` body (`booking`
+/// true, its id in `booking_id`), by the rules of the CSV columns of the same names: a completion needs
+/// `completed_at` (not before `scheduled_at`) and `duration_minutes`; a booking has neither. `topics` arrives
+/// already as a list.
+pub(crate) fn session_event(
+    v: &Values<'_>,
+    ctx: Context,
+    booking: bool,
+    topics: Option<Vec<String>>,
+    problems: &mut Vec<Keyed>,
+) -> Option<SessionRow> {
+    let mut c = Check {
+        v,
+        ctx,
+        out: problems,
+    };
+    let id_column = if booking {
+        Column::BookingId
+    } else {
+        Column::SessionId
+    };
+    let session_id = c.bounded(id_column, true, SessionId::parse);
+    let session_type = session_type(&mut c);
+    let participant = c.email(Column::ParticipantEmail);
+    let volunteer = c.email(Column::VolunteerEmail);
+    let scheduled = c.time(Column::ScheduledAt, true, false);
+    let (completed, duration, level) = if booking {
+        (None, None, None)
+    } else {
+        (
+            c.time(Column::CompletedAt, true, true),
+            c.number(Column::DurationMinutes, true, DurationMinutes::parse),
+            c.choice(Column::LanguageLevel, LanguageLevel::parse),
+        )
+    };
+    if let (Some(s), Some(done)) = (scheduled, completed)
+        && done < s
+    {
+        c.cross(
+            Column::CompletedAt,
+            ErrorCode::CompletedBeforeScheduled,
+            format!(
+                "completed_at {} is earlier than scheduled_at {}",
+                rfc3339(done),
+                rfc3339(s)
+            ),
+        );
+    }
+    if !c.out.is_empty() {
+        return None;
+    }
+    Some(SessionRow {
+        session_id: session_id?,
+        session_type: session_type?,
+        participant_email: participant?,
+        volunteer_email: volunteer?,
+        scheduled_at: scheduled?,
+        completed_at: completed,
+        duration_minutes: duration,
+        rating: None,
+        feedback_text: None,
+        language_level: level,
+        topics,
+        metadata: None,
+        program_ref: None,
+    })
+}
+
+/// Validates the values of a `rating-created` body: `rating` on the 1–5 scale as in `kintell-sessions`,
+/// `feedback_text` as in every session format, `from_role` one of `participant` and `volunteer`, `created_at` a
+/// time that has happened.
+pub(crate) fn rating_event(
+    v: &Values<'_>,
+    ctx: Context,
+    problems: &mut Vec<Keyed>,
+) -> Option<RatingEvent> {
+    let mut c = Check {
+        v,
+        ctx,
+        out: problems,
+    };
+    let rating_id = c.bounded(Column::RatingId, true, SessionId::parse);
+    let session_id = c.bounded(Column::SessionId, true, SessionId::parse);
+    let from_role = match c.required(Column::FromRole) {
+        Some(_) => c.choice(Column::FromRole, EnrollmentRole::parse),
+        None => None,
+    };
+    let rating = c.number(Column::Rating, true, five_point);
+    let feedback = c.text(Column::FeedbackText, FEEDBACK_MAX);
+    let created_at = c.time(Column::CreatedAt, true, true);
+    if !c.out.is_empty() {
+        return None;
+    }
+    Some(RatingEvent {
+        rating_id: rating_id?,
+        session_id: session_id?,
+        from_role: from_role?,
+        rating: rating?,
+        feedback_text: feedback,
+        created_at: created_at?,
     })
 }

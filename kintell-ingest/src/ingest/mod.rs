@@ -91,13 +91,17 @@ mod reimport;
 mod report;
 mod request;
 mod run;
+mod webhook;
 
+pub(crate) use chunk::Scoring as WebhookScoring;
 pub use error_csv::{ErrorCsvError, write_error_csv};
 pub use error_file::write_error_file;
 pub use legacy::{LegacyAdoption, LegacyReport};
+pub(crate) use prepass::hex;
 pub(crate) use reimport::{holder_is_dead, this_host};
 pub use report::{AssociationCounts, ImportReport};
 pub use request::{ImportOptions, ImportRequest, ImportSource};
+pub(crate) use webhook::{WebhookBatch, WebhookRow};
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -224,6 +228,11 @@ impl Ingestor {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The time, as this ingestor's clock reads it.
+    pub(crate) fn clock_now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Imports a file; await the returned call, after [`ImportCall::with_progress`] if you want progress.

@@ -186,7 +186,7 @@ fn over_limits(o: &ImportOptions, scanned: &Scanned) -> Option<String> {
 
 impl Ingestor {
     /// This run's lease owner: host, process id, and a nonce of its own.
-    fn owner(&self) -> Result<LeaseOwner, ImportError> {
+    pub(crate) fn owner(&self) -> Result<LeaseOwner, ImportError> {
         LeaseOwner::new(
             self.host.clone(),
             std::process::id(),
@@ -195,7 +195,7 @@ impl Ingestor {
         .map_err(|e| ImportError::InvalidOption(format!("host name {:?}: {e}", self.host)))
     }
 
-    fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+    pub(crate) fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         now.checked_add_signed(self.lease).unwrap_or(now)
     }
 

@@ -21,11 +21,11 @@
 use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
     BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId, CompletionKey,
-    CompletionWrite, DurationMinutes, Email, EndReason, Enrollment, EnrollmentRole, EntityKind,
-    FinalScore, GroupId, InstanceId, Key, LanguageLevel, MatchKey, MatchStatus, MatchWrite,
-    NewBatch, NewRun, ProgramInstance, ProgramSlug, ProgramType, Rating, RowErrorRecord,
-    RowOutcome, RowSource, RunGuard, RunId, RunRecord, SessionId, SessionType, SessionWrite,
-    StoredRow, User, UserId, UserWrite, Written,
+    CompletionWrite, DeliveryId, DeliveryRecord, DurationMinutes, Email, EndReason, Enrollment,
+    EnrollmentRole, EntityKind, FinalScore, GroupId, InstanceId, Key, LanguageLevel, MatchKey,
+    MatchStatus, MatchWrite, NewBatch, NewRun, ProgramInstance, ProgramSlug, ProgramType, Rating,
+    RowErrorRecord, RowOutcome, RowSource, RunGuard, RunId, RunRecord, SessionId, SessionType,
+    SessionWrite, StoredRow, StoredSession, User, UserId, UserWrite, Written,
 };
 use crate::ports::{
     ActivityRepository, ActivitySummary, AssociationRepository, BackfillFilter, BackfillRow,
@@ -264,6 +264,8 @@ struct Tables {
     external_ids: Table<ExternalId>,
     enrollments: Table<EnrollmentRow>,
     row_errors: Table<RowErrorRecord>,
+    /// Webhook deliveries by id (never rewritten, so a plain map: an overlay only adds).
+    deliveries: HashMap<DeliveryId, DeliveryRecord>,
 }
 
 impl Tables {
@@ -283,6 +285,7 @@ impl Tables {
             external_ids,
             enrollments,
             row_errors,
+            deliveries,
         } = overlay;
         self.companies.merge(companies);
         self.groups.merge(groups);
@@ -298,6 +301,7 @@ impl Tables {
         self.external_ids.merge(external_ids);
         self.enrollments.merge(enrollments);
         self.row_errors.merge(row_errors);
+        self.deliveries.extend(deliveries);
     }
 }
 
@@ -1028,6 +1032,73 @@ fn stored_activities<V: ActivityValues, K: Clone>(
         .collect()
 }
 
+/// The sessions with these external ids, with their people's emails.
+fn stored_sessions(
+    base: &Tables,
+    over: &Tables,
+    ids: &[SessionId],
+) -> StoreResult<Vec<StoredSession>> {
+    let rows = view(&base.sessions, &over.sessions);
+    let users = view(&base.users, &over.users);
+    let email = |id: UserId| {
+        users
+            .get(id)
+            .map(|u| u.email.clone())
+            .ok_or_else(|| StoreError::Corrupt {
+                what: format!("kintell_sessions: user {id} does not exist"),
+            })
+    };
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    for id in ids.iter().filter(|id| seen.insert(session_key(id))) {
+        let Some(row) = rows.owner(&session_key(id)).and_then(|i| rows.get(i)) else {
+            continue;
+        };
+        let v = &row.values;
+        found.push(StoredSession {
+            id: row.id,
+            row: crate::domain::SessionRow {
+                session_id: v.external_session_id.clone(),
+                session_type: v.session_type,
+                participant_email: email(v.participant_id)?,
+                volunteer_email: email(v.volunteer_id)?,
+                scheduled_at: v.scheduled_at,
+                completed_at: v.completed_at,
+                duration_minutes: v.duration_minutes,
+                rating: v.rating,
+                feedback_text: v.feedback_text.clone(),
+                language_level: v.language_level,
+                topics: v.topics.clone(),
+                metadata: v.metadata.clone(),
+                program_ref: None,
+            },
+        });
+    }
+    Ok(found)
+}
+
+/// Records a webhook delivery, with the checks of `webhook_deliveries`.
+fn insert_delivery(base: &Tables, over: &mut Tables, d: &DeliveryRecord) -> StoreResult<()> {
+    if over.deliveries.contains_key(&d.delivery_id) || base.deliveries.contains_key(&d.delivery_id)
+    {
+        return Err(duplicate("webhook_deliveries_pkey"));
+    }
+    if !(100..=599).contains(&d.response_status) {
+        return Err(invalid("webhook_deliveries_response_status_check"));
+    }
+    let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if d.body_sha256.len() != 64 || !d.body_sha256.chars().all(hex) {
+        return Err(invalid("webhook_deliveries_body_sha256_check"));
+    }
+    if let Some(batch) = d.batch_id
+        && !view(&base.batches, &over.batches).contains(batch)
+    {
+        return Err(missing("webhook_deliveries_batch_id_fkey"));
+    }
+    over.deliveries.insert(d.delivery_id.clone(), d.clone());
+    Ok(())
+}
+
 /// Upserts activities on their key with the lineage rules of [`RowSource`]: an unchanged row (same values, and the
 /// same instance when one is given) keeps everything; a changed one keeps its id, `first_batch_id` and
 /// `created_at`; a `None` instance never clears a stored one.
@@ -1703,6 +1774,27 @@ impl UnitOfWork for MemoryUnit {
 
     async fn save_run(&mut self, run: &RunRecord, guard: &RunGuard) -> StoreResult<bool> {
         self.run(|base, over| backfill::save_run(base, over, run, guard))
+    }
+
+    async fn sessions_by_external_id(
+        &mut self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<StoredSession>> {
+        self.run(|base, over| stored_sessions(base, over, ids))
+    }
+
+    async fn delivery(&mut self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>> {
+        self.run(|base, over| {
+            Ok(over
+                .deliveries
+                .get(id)
+                .or_else(|| base.deliveries.get(id))
+                .cloned())
+        })
+    }
+
+    async fn insert_delivery(&mut self, delivery: &DeliveryRecord) -> StoreResult<()> {
+        self.run(|base, over| insert_delivery(base, over, delivery))
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {

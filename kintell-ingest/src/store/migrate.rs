@@ -778,6 +778,34 @@ pub static MIGRATIONS: &[Migration] = &[
             ],
         }
     ),
+    migration!(
+        9,
+        "webhook_deliveries",
+        "0009_webhook_deliveries",
+        Expect {
+            tables: &[(
+                "webhook_deliveries",
+                &[
+                    "delivery_id",
+                    "event",
+                    "received_at",
+                    "body_sha256",
+                    "response_status",
+                    "response_body",
+                    "batch_id",
+                    "created_at",
+                ],
+            )],
+            columns: &[],
+            indexes: &[ix("webhook_deliveries_batch_id_idx", "webhook_deliveries")],
+            foreign_keys: &[fk(
+                "webhook_deliveries",
+                "batch_id",
+                "ingestion_batches",
+                SetNull
+            )],
+        }
+    ),
 ];
 
 /// A migration applied or reverted by a run.
@@ -2115,17 +2143,17 @@ mod tests {
     fn verify_accepts_the_expected_schema() {
         let b = Backend::Sqlite;
         let all: Vec<_> = MIGRATIONS.iter().map(|m| rec(m.version, b)).collect();
-        let report = compute_verify(b, &all, &snapshot_after(8));
+        let report = compute_verify(b, &all, &snapshot_after(9));
         assert!(report.is_ok(), "{report}");
         assert!(report.extras.is_empty());
-        assert_eq!(report.applied, (1..=8).collect::<Vec<_>>());
+        assert_eq!(report.applied, (1..=9).collect::<Vec<_>>());
     }
 
     #[test]
     fn verify_names_what_is_missing_or_different() {
         let b = Backend::Postgres;
         let all: Vec<_> = MIGRATIONS.iter().map(|m| rec(m.version, b)).collect();
-        let mut snap = snapshot_after(8);
+        let mut snap = snapshot_after(9);
         let pi = snap.tables.get_mut("program_instances").expect("table");
         pi.indexes.remove("program_instances_status_idx");
         pi.indexes
@@ -2193,6 +2221,7 @@ mod tests {
                 "table association_runs is present but migration 0008_associations, which creates it, is not \
                  applied"
                     .into(),
+                "migration 0009_webhook_deliveries is not applied".into(),
             ]
         );
         assert!(report.extras.is_empty(), "{:?}", report.extras);

@@ -11,3 +11,4 @@ mod review;
 mod scoring;
 mod stores;
 mod support;
+mod webhooks;

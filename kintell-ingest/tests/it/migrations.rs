@@ -12,8 +12,8 @@ use sqlx::error::ErrorKind;
 
 use crate::support;
 
-/// Every table the eight migrations create.
-const OUR_TABLES: [&str; 14] = [
+/// Every table the nine migrations create.
+const OUR_TABLES: [&str; 15] = [
     "activity_associations",
     "association_runs",
     "beneficiary_groups",
@@ -28,6 +28,7 @@ const OUR_TABLES: [&str; 14] = [
     "program_instances",
     "user_external_ids",
     "users",
+    "webhook_deliveries",
 ];
 
 fn our_tables() -> BTreeSet<String> {
@@ -172,7 +173,10 @@ async fn populate(db: &Database) {
            VALUES ({r}, {no}, 'sessions', 100, 'completed');
          INSERT INTO activity_associations (id, activity_kind, activity_id, campaign_id, program_instance_id,
                                             confidence, decision, reasons, policy_version, batch_id, run_id)
-           VALUES ({a}, 'kintell_session', {s}, {cp}, {pi}, 90, 'auto', '[]', 'v1', {b}, {r});",
+           VALUES ({a}, 'kintell_session', {s}, {cp}, {pi}, 90, 'auto', '[]', 'v1', {b}, {r});
+         INSERT INTO webhook_deliveries (delivery_id, event, received_at, body_sha256, response_status,
+                                         response_body, batch_id)
+           VALUES ('D-1', 'session-completed', '2024-10-15T10:00:00+00:00', '{HASH}', 200, '{{}}', {b});",
         c = i(COMPANY),
         p = i(PARTICIPANT),
         v = i(VOLUNTEER),
@@ -217,6 +221,7 @@ async fn up_all_down_all_up_all_again() {
                 "0006_campaigns",
                 "0007_activity_program_instance",
                 "0008_associations",
+                "0009_webhook_deliveries",
             ]
         );
         let after = db.migrate_status().await.expect("status after");
@@ -235,7 +240,7 @@ async fn up_all_down_all_up_all_again() {
 
         let reverted = db.migrate_down(true).await.expect("down all");
         let versions: Vec<i64> = reverted.iter().map(|s| s.version).collect();
-        assert_eq!(versions, [8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(versions, [9, 8, 7, 6, 5, 4, 3, 2, 1]);
         assert!(table_names(&db).await.is_empty(), "no table of ours left");
         let status = db.migrate_status().await.expect("status after down");
         assert!(status.iter().all(|s| !s.applied));
@@ -246,7 +251,7 @@ async fn up_all_down_all_up_all_again() {
                 .is_empty()
         );
 
-        assert_eq!(db.migrate_up(None).await.expect("up all again").len(), 8);
+        assert_eq!(db.migrate_up(None).await.expect("up all again").len(), 9);
         let report = db.migrate_verify().await.expect("verify again");
         assert!(report.is_ok() && report.extras.is_empty(), "{report}");
     })
@@ -308,7 +313,8 @@ async fn stepping_down_a_populated_database_keeps_the_other_tables_rows() {
             ("learning_progress", 1),
         ];
         // Tables that outlive each step down, with their row counts.
-        let later: [(i64, &[(&str, i64)]); 7] = [
+        let later: [(i64, &[(&str, i64)]); 8] = [
+            (9, &[("ingestion_batches", 1), ("ingestion_row_errors", 1), ("activity_associations", 1)]),
             (8, &[("ingestion_batches", 1), ("ingestion_row_errors", 1), ("campaigns", 1)]),
             (7, &[("program_instances", 1), ("beneficiary_groups", 1)]),
             (6, &[("program_instances", 1), ("ingestion_batches", 1)]),
@@ -453,10 +459,10 @@ async fn concurrent_runs_apply_each_migration_once() {
         let (ra, rb) = (ra.expect("run a"), rb.expect("run b"));
         let mut versions: Vec<i64> = ra.iter().chain(rb.iter()).map(|s| s.version).collect();
         versions.sort_unstable();
-        assert_eq!(versions, (1..=8).collect::<Vec<_>>(), "{url}");
+        assert_eq!(versions, (1..=9).collect::<Vec<_>>(), "{url}");
         assert_eq!(
             count(&a, "SELECT count(*) FROM kintell_schema_migrations").await,
-            8
+            9
         );
         a.close().await;
         b.close().await;
@@ -931,7 +937,7 @@ async fn in_memory_sqlite_is_shared_by_the_pool() {
             .fetch_one(&mut *conn)
             .await
             .expect("count");
-        assert_eq!(n, 8);
+        assert_eq!(n, 9);
     }
     drop((a, b));
     assert!(db.migrate_verify().await.expect("verify").is_ok());

@@ -66,6 +66,16 @@ macro_rules! contract_tests {
                 two_workers_cannot_run_the_same_run,
                 expired_or_dead_holders_are_taken_over,
             ]);
+            contract_tests!(@each $open; webhooks: [
+                deliveries_are_recorded_once_in_the_unit_that_writes_them,
+                sessions_are_read_back_with_their_peoples_emails,
+                a_completed_session_is_a_one_row_batch_stored_like_a_csv_row,
+                a_replayed_delivery_answers_its_recorded_outcome_without_processing,
+                a_booking_then_its_completion_is_one_session,
+                a_rating_sets_rating_feedback_and_batch,
+                a_rating_of_an_unknown_session_is_not_found_and_not_recorded,
+                invalid_bodies_answer_the_csv_row_error_codes_and_write_nothing,
+            ]);
             contract_tests!(@each $open; catalog: [
                 catalog_fixture_imports_and_a_reimport_is_a_no_op,
                 catalog_invalid_values_are_reported_with_their_paths,

@@ -17,6 +17,7 @@ mod backfill;
 mod query;
 mod review;
 mod rows;
+mod webhooks;
 
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -1189,6 +1190,47 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
         guard: &crate::domain::RunGuard,
     ) -> StoreResult<bool> {
         backfill::save::<B>(&mut self.tx, run, guard).await
+    }
+
+    async fn sessions_by_external_id(
+        &mut self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<crate::domain::StoredSession>> {
+        let ids = distinct(ids);
+        let mut found = Vec::new();
+        for chunk in ids.chunks(B::MAX_BINDS.saturating_sub(1).max(1)) {
+            let stmt = webhooks::sessions_with_people(chunk);
+            for row in fetch::<B>(&mut self.tx, &stmt, "reading sessions by external id").await? {
+                found.push(rows::stored_session(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn delivery(
+        &mut self,
+        id: &crate::domain::DeliveryId,
+    ) -> StoreResult<Option<crate::domain::DeliveryRecord>> {
+        let rows = fetch::<B>(
+            &mut self.tx,
+            &webhooks::delivery(id),
+            "reading a webhook delivery",
+        )
+        .await?;
+        rows.first().map(rows::delivery).transpose()
+    }
+
+    async fn insert_delivery(
+        &mut self,
+        delivery: &crate::domain::DeliveryRecord,
+    ) -> StoreResult<()> {
+        execute::<B>(
+            &mut self.tx,
+            &webhooks::insert_delivery::<B>(delivery)?,
+            "recording a webhook delivery",
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn put_row_errors(&mut self, rows: &[RowErrorRecord]) -> StoreResult<()> {

@@ -462,3 +462,60 @@ pub(super) fn run<R: SqlRow>(row: &R) -> StoreResult<RunRecord> {
         updated_at: r.timestamp("updated_at")?,
     })
 }
+
+/// A session with its people's emails, as [`super::webhooks::sessions_with_people`] selects it.
+pub(super) fn stored_session<R: SqlRow>(row: &R) -> StoreResult<crate::domain::StoredSession> {
+    use crate::domain::{DurationMinutes, LanguageLevel, Rating, SessionId, SessionRow};
+    let r = Reader::new(row, "kintell_sessions");
+    let users = Reader::new(row, "users");
+    let topics = match r.opt_json("topics")? {
+        None => None,
+        Some(v) => {
+            Some(serde_json::from_value::<Vec<String>>(v).map_err(|e| r.corrupt("topics", e))?)
+        }
+    };
+    let metadata = match r.opt_json("metadata")? {
+        None => None,
+        Some(serde_json::Value::Object(m)) => Some(m),
+        Some(_) => return Err(r.corrupt("metadata", "not a JSON object")),
+    };
+    let duration = r
+        .opt_int("duration_minutes")?
+        .map(|d| DurationMinutes::parse(&d.to_string()))
+        .transpose()
+        .map_err(|e| r.corrupt("duration_minutes", e))?;
+    Ok(crate::domain::StoredSession {
+        id: r.uuid("id")?.into(),
+        row: SessionRow {
+            session_id: r.parse("external_session_id", SessionId::parse)?,
+            session_type: r.parse("session_type", SessionType::parse)?,
+            participant_email: users.parse("p_email", Email::parse)?,
+            volunteer_email: users.parse("v_email", Email::parse)?,
+            scheduled_at: r.timestamp("scheduled_at")?,
+            completed_at: r.opt_timestamp("completed_at")?,
+            duration_minutes: duration,
+            rating: r.opt_parse("rating_text", Rating::parse_unit)?,
+            feedback_text: r.opt_text("feedback_text")?,
+            language_level: r.opt_parse("language_level", LanguageLevel::parse)?,
+            topics,
+            metadata,
+            program_ref: None,
+        },
+    })
+}
+
+/// A row of `webhook_deliveries`.
+pub(super) fn delivery<R: SqlRow>(row: &R) -> StoreResult<crate::domain::DeliveryRecord> {
+    use crate::domain::{DeliveryId, WebhookEvent};
+    let r = Reader::new(row, "webhook_deliveries");
+    let status = r.int("response_status")?;
+    Ok(crate::domain::DeliveryRecord {
+        delivery_id: r.parse("delivery_id", DeliveryId::parse)?,
+        event: r.parse("event", WebhookEvent::parse)?,
+        received_at: r.timestamp("received_at")?,
+        body_sha256: r.text("body_sha256")?,
+        response_status: u16::try_from(status).map_err(|e| r.corrupt("response_status", e))?,
+        response_body: r.json("response_body")?,
+        batch_id: r.opt_uuid("batch_id")?.map(BatchId),
+    })
+}

@@ -249,6 +249,27 @@ impl UnitOfWork for ProbeUnit {
         self.probe.call("uow.put_row_errors").await?;
         self.inner.put_row_errors(rows).await
     }
+    async fn sessions_by_external_id(
+        &mut self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<kintell_ingest::domain::StoredSession>> {
+        self.probe.call("uow.sessions_by_external_id").await?;
+        self.inner.sessions_by_external_id(ids).await
+    }
+    async fn delivery(
+        &mut self,
+        id: &kintell_ingest::domain::DeliveryId,
+    ) -> StoreResult<Option<kintell_ingest::domain::DeliveryRecord>> {
+        self.probe.call("uow.delivery").await?;
+        self.inner.delivery(id).await
+    }
+    async fn insert_delivery(
+        &mut self,
+        delivery: &kintell_ingest::domain::DeliveryRecord,
+    ) -> StoreResult<()> {
+        self.probe.call("uow.insert_delivery").await?;
+        self.inner.insert_delivery(delivery).await
+    }
     async fn instances_by_id(
         &mut self,
         ids: &[kintell_ingest::domain::InstanceId],

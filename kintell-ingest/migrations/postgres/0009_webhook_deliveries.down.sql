@@ -1,0 +1,2 @@
+-- 0009 webhook_deliveries, reverted.
+DROP TABLE webhook_deliveries;
