@@ -24,10 +24,10 @@ use async_trait::async_trait;
 use kintell_ingest::catalog::CatalogImport;
 use kintell_ingest::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
-    BeneficiaryGroup, Campaign, Company, CompanyId, CompletionKey, CompletionWrite, Email,
-    Enrollment, EntityKind, InstanceId, Key, MatchKey, MatchWrite, NewBatch, NewRun,
-    ProgramInstance, ProgramSlug, RowErrorRecord, RunGuard, RunId, RunRecord, SessionId,
-    SessionWrite, StoredRow, User, UserWrite, Written,
+    BeneficiaryGroup, Campaign, Company, CompanyId, CompletionKey, CompletionWrite, DeliveryId,
+    DeliveryRecord, Email, Enrollment, EntityKind, InstanceId, Key, MatchKey, MatchWrite, NewBatch,
+    NewRun, ProgramInstance, ProgramSlug, RowErrorRecord, RunGuard, RunId, RunRecord, SessionId,
+    SessionWrite, StoredRow, StoredSession, User, UserWrite, Written,
 };
 use kintell_ingest::ingest::{ImportReport, ImportRequest, Ingestor};
 use kintell_ingest::ports::{
@@ -161,6 +161,21 @@ impl UnitOfWork for AuditedUnit {
     ) -> StoreResult<Vec<BatchRecord>> {
         self.call("uow.batches_by_hash");
         self.inner.batches_by_hash(entity, file_hash).await
+    }
+    async fn sessions_by_external_id(
+        &mut self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<StoredSession>> {
+        self.call("uow.sessions_by_external_id");
+        self.inner.sessions_by_external_id(ids).await
+    }
+    async fn delivery(&mut self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>> {
+        self.call("uow.delivery");
+        self.inner.delivery(id).await
+    }
+    async fn insert_delivery(&mut self, delivery: &DeliveryRecord) -> StoreResult<()> {
+        self.call("uow.insert_delivery");
+        self.inner.insert_delivery(delivery).await
     }
     async fn stored_sessions(
         &mut self,
