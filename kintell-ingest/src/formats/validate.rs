@@ -298,6 +298,27 @@ impl<'a> Check<'a, '_> {
     fn cross(&mut self, c: Column, code: ErrorCode, message: String) {
         self.push(c, code, message);
     }
+
+    /// The cross-field rule of a session: it cannot be completed before it was scheduled.
+    fn completed_not_before_scheduled(
+        &mut self,
+        scheduled: Option<DateTime<Utc>>,
+        completed: Option<DateTime<Utc>>,
+    ) {
+        if let (Some(s), Some(done)) = (scheduled, completed)
+            && done < s
+        {
+            self.cross(
+                Column::CompletedAt,
+                ErrorCode::CompletedBeforeScheduled,
+                format!(
+                    "completed_at {} is earlier than scheduled_at {}",
+                    rfc3339(done),
+                    rfc3339(s)
+                ),
+            );
+        }
+    }
 }
 
 /// The message of an `invalid_enum` problem, listing the accepted values.
@@ -473,19 +494,7 @@ fn scheduled_session(format: FormatId, c: &mut Check<'_, '_>) -> Option<SessionR
         }
     }
     let program_ref = c.program_ref();
-    if let (Some(s), Some(done)) = (scheduled, completed)
-        && done < s
-    {
-        c.cross(
-            Column::CompletedAt,
-            ErrorCode::CompletedBeforeScheduled,
-            format!(
-                "completed_at {} is earlier than scheduled_at {}",
-                rfc3339(done),
-                rfc3339(s)
-            ),
-        );
-    }
+    c.completed_not_before_scheduled(scheduled, completed);
     if !c.out.is_empty() {
         return None;
     }
@@ -701,19 +710,7 @@ pub(crate) fn session_event(
             c.choice(Column::LanguageLevel, LanguageLevel::parse),
         )
     };
-    if let (Some(s), Some(done)) = (scheduled, completed)
-        && done < s
-    {
-        c.cross(
-            Column::CompletedAt,
-            ErrorCode::CompletedBeforeScheduled,
-            format!(
-                "completed_at {} is earlier than scheduled_at {}",
-                rfc3339(done),
-                rfc3339(s)
-            ),
-        );
-    }
+    c.completed_not_before_scheduled(scheduled, completed);
     if !c.out.is_empty() {
         return None;
     }
