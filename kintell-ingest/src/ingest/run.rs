@@ -1382,6 +1382,16 @@ impl Worker<'_, '_> {
             reason: STOPPED_REASON.to_owned(),
             now,
         };
+        self.end_with(ledger, event, now).await
+    }
+
+    /// Applies `event` to the batch, saves it under the run's lease and reports the batch as it ends.
+    async fn end_with(
+        &mut self,
+        ledger: &mut Ledger<'_>,
+        event: BatchEvent,
+        now: DateTime<Utc>,
+    ) -> Result<ImportReport, ImportError> {
         let next =
             apply(&self.batch, &event, now).map_err(|e| ImportError::moving(self.batch.id, e))?;
         if !ledger
@@ -1403,18 +1413,8 @@ impl Worker<'_, '_> {
         why: String,
     ) -> Result<ImportReport, ImportError> {
         let now = self.ingestor.clock.now();
-        let next = apply(&self.batch, &BatchEvent::Fail { error: why, now }, now)
-            .map_err(|e| ImportError::moving(self.batch.id, e))?;
-        if !ledger
-            .save_batch(&next, &BatchGuard::of(&self.batch))
-            .await?
-        {
-            return Err(ImportError::LeaseLost {
-                batch: self.batch.id,
-            });
-        }
-        self.batch = next;
-        Ok(self.report(ledger).await)
+        self.end_with(ledger, BatchEvent::Fail { error: why, now }, now)
+            .await
     }
 
     /// Marks the batch failed after an error, so that a later attempt resumes it at once; best effort (the store
