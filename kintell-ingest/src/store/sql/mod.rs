@@ -16,6 +16,7 @@
 mod backfill;
 mod query;
 mod review;
+mod rowdoc;
 mod rows;
 mod webhooks;
 
@@ -87,8 +88,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// transaction.
     const WRITES_IN_CTE: bool;
 
-    /// An exact decimal (rendered with two fraction digits, e.g. `0.75`) as bound to a `NUMERIC` column.
-    fn decimal(v: Option<String>) -> Expr;
+    /// Whether multi-row inserts and key lists travel as one JSON document expanded by the server
+    /// (`json_populate_recordset`, `json_array_elements`; see `rowdoc`) rather than as `VALUES` lists of bind
+    /// parameters.
+    const ROWS_AS_JSON: bool;
 
     /// A statement that serialises legacy adoptions of one table until the transaction ends (`key` names the
     /// table); `None` when the transaction alone does (a writer that holds the database's only write lock).
@@ -125,6 +128,20 @@ pub(crate) trait Backend: Send + Sync + 'static {
         sql: String,
         values: Values,
     ) -> Result<u64, sqlx::Error>;
+}
+
+/// The most rows one statement of a multi-row write carries when these rows travel as one JSON document: bounded
+/// so that a very large call does not become one very large statement.
+const JSON_ROWS_PER_STATEMENT: usize = 10_000;
+
+/// How many rows one multi-row statement carries when each costs `binds` parameters as a `VALUES` list: as many as
+/// the bind limit allows, or [`JSON_ROWS_PER_STATEMENT`] where rows travel as one JSON document.
+fn rows_per_statement<B: Backend>(binds: usize) -> usize {
+    if B::ROWS_AS_JSON {
+        JSON_ROWS_PER_STATEMENT
+    } else {
+        (B::MAX_BINDS / binds.max(1)).max(1)
+    }
 }
 
 /// Builds a statement for backend `B`.
@@ -675,17 +692,17 @@ impl<B: Backend> SqlUnit<B> {
     ) -> StoreResult<Vec<(K, StoredRow)>> {
         let keys = distinct(keys);
         let encoded: Vec<Vec<Value>> = keys.iter().map(encode).collect();
-        let per_statement = (B::MAX_BINDS / (encoded.first().map_or(1, Vec::len) + 1)).max(1);
+        let per_statement = rows_per_statement::<B>(encoded.first().map_or(1, Vec::len) + 1);
         let doing = format!("looking {} up by key", spec.table);
         let mut found = Vec::new();
         for (n, chunk) in encoded.chunks(per_statement).enumerate() {
             let first = n * per_statement;
-            let lookup = spec.lookup(
+            let lookup = spec.lookup::<B>(
                 chunk
                     .iter()
                     .enumerate()
                     .map(|(i, k)| (position(first + i), k.as_slice())),
-            );
+            )?;
             for row in fetch::<B>(&mut self.tx, &lookup.stmt, &doing).await? {
                 let (ord, stored) = rows::stored_activity(&row, spec.table)?;
                 found.push((at(&keys, ord, spec.table)?.clone(), stored));
@@ -700,12 +717,12 @@ impl<B: Backend> SqlUnit<B> {
         spec: &query::ActivitySpec,
         writes: Vec<query::KeyedWrite>,
     ) -> StoreResult<Vec<Written>> {
-        let per_statement = (B::MAX_BINDS / spec.binds_per_row()).max(1);
+        let per_statement = rows_per_statement::<B>(spec.binds_per_row());
         let doing = format!("upserting {}", spec.table);
         let mut written = Vec::with_capacity(writes.len());
         for chunk in writes.chunks(per_statement) {
-            let lookup = spec.lookup(chunk.iter().map(|w| (w.ord, w.key.as_slice())));
-            let upsert = spec.upsert(chunk)?;
+            let lookup = spec.lookup::<B>(chunk.iter().map(|w| (w.ord, w.key.as_slice())))?;
+            let upsert = spec.upsert::<B>(chunk)?;
             let (before, changed) =
                 query::write_with_lookup::<B>(&mut self.tx, spec.table, lookup, upsert, &doing)
                     .await?;
@@ -980,16 +997,16 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
             .iter()
             .map(|e| vec![Value::String(Some(e.as_str().to_owned()))])
             .collect();
-        let per_statement = B::MAX_BINDS / 2;
+        let per_statement = rows_per_statement::<B>(2);
         let mut found = Vec::new();
         for (n, chunk) in encoded.chunks(per_statement).enumerate() {
             let first = n * per_statement;
-            let lookup = query::user_sources(
+            let lookup = query::user_sources::<B>(
                 chunk
                     .iter()
                     .enumerate()
                     .map(|(i, k)| (position(first + i), k.as_slice())),
-            );
+            )?;
             let doing = "looking the sources of users up";
             for row in fetch::<B>(&mut self.tx, &lookup.stmt, doing).await? {
                 let (ord, stored) = rows::stored_user_source(&row)?;
@@ -1029,7 +1046,7 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
     /// Per chunk: the users with their look-up (one statement where the backend allows it), then the external ids
     /// of the users inserted or changed and of those still without one (one statement).
     async fn upsert_user_rows(&mut self, rows: &[UserWrite]) -> StoreResult<Vec<Written>> {
-        let per_statement = (B::MAX_BINDS / query::USER_ROW_BINDS).max(1);
+        let per_statement = rows_per_statement::<B>(query::USER_ROW_BINDS);
         let doing = "upserting users of the users export";
         let mut written = Vec::with_capacity(rows.len());
         for (n, chunk) in rows.chunks(per_statement).enumerate() {
@@ -1039,8 +1056,9 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
                 .enumerate()
                 .map(|(i, w)| query::user_write::<B>(position(first + i), w))
                 .collect();
-            let lookup = query::user_rows_lookup(writes.iter().map(|w| (w.ord, w.key.as_slice())));
-            let upsert = query::upsert_user_rows(&writes)?;
+            let lookup =
+                query::user_rows_lookup::<B>(writes.iter().map(|w| (w.ord, w.key.as_slice())))?;
+            let upsert = query::upsert_user_rows::<B>(&writes)?;
             let (before, changed) =
                 query::write_with_lookup::<B>(&mut self.tx, "users", lookup, upsert, doing).await?;
             let mut existed = HashMap::with_capacity(before.len());
@@ -1072,7 +1090,7 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
             }
             if !external.is_empty() {
                 let sent = external.len();
-                let stmt = query::upsert_external_ids(external)?;
+                let stmt = query::upsert_external_ids::<B>(external)?;
                 let returned =
                     fetch::<B>(&mut self.tx, &stmt, "ensuring external ids of users").await?;
                 // A row not returned is held by another user (the update's condition refused it).
@@ -1105,16 +1123,16 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
             }
         }
         let table = "program_enrollments";
-        let per_statement = (B::MAX_BINDS / query::ENROLLMENT_BINDS).max(1);
+        let per_statement = rows_per_statement::<B>(query::ENROLLMENT_BINDS);
         let mut stored: HashMap<EnrollmentKey, DateTime<Utc>> = HashMap::new();
         for (n, chunk) in merged.chunks(per_statement).enumerate() {
             let first = n * per_statement;
             let keys: Vec<Vec<Value>> = chunk.iter().map(query::enrollment_key).collect();
-            let lookup = query::enrollment_lookup(
+            let lookup = query::enrollment_lookup::<B>(
                 keys.iter()
                     .enumerate()
                     .map(|(i, k)| (position(first + i), k.as_slice())),
-            );
+            )?;
             let upsert = query::upsert_enrollments::<B>(chunk)?;
             let (before, _) =
                 query::write_with_lookup::<B>(&mut self.tx, table, lookup, upsert, "enrolling")
@@ -1171,12 +1189,12 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
                 }
             }
         }
-        let per_statement = (B::MAX_BINDS / backfill::LINK_BINDS).max(1);
+        let per_statement = rows_per_statement::<B>(backfill::LINK_BINDS);
         let mut found = 0;
         for chunk in last.chunks(per_statement) {
             found += execute::<B>(
                 &mut self.tx,
-                &backfill::set_instances::<B>(kind, chunk),
+                &backfill::set_instances::<B>(kind, chunk)?,
                 "linking activities to programme instances",
             )
             .await?;
@@ -1246,7 +1264,7 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
                 }
             }
         }
-        let per_statement = (B::MAX_BINDS / query::ROW_ERROR_BINDS).max(1);
+        let per_statement = rows_per_statement::<B>(query::ROW_ERROR_BINDS);
         for chunk in last.chunks(per_statement) {
             execute::<B>(
                 &mut self.tx,

@@ -50,9 +50,7 @@ impl Backend for PostgresBackend {
 
     const WRITES_IN_CTE: bool = true;
 
-    fn decimal(v: Option<String>) -> Expr {
-        Func::cast_as(Value::String(v), "NUMERIC").into()
-    }
+    const ROWS_AS_JSON: bool = true;
 
     fn exclusive_lock(key: i64) -> Option<SelectStatement> {
         Some(

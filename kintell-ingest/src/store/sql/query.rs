@@ -1,6 +1,6 @@
 //! Statements of the SQL stores, built with sea-query for either backend, and the multi-row upsert.
 
-use super::{Backend, fetch};
+use super::{Backend, fetch, rowdoc};
 use crate::domain::{
     ActivityId, ActivityKind, Association, BatchId, BatchRecord, BeneficiaryGroup, Campaign,
     Company, CompletionKey, CompletionWrite, CourseStatus, Enrollment, EntityKind, MatchKey,
@@ -11,9 +11,10 @@ use crate::ports::{BatchFilter, BatchGuard, StoreError, StoreResult, UpsertCount
 use crate::store::lineage;
 use chrono::NaiveDate;
 use sea_query::{
-    Expr, ExprTrait, InsertStatement, OnConflict, Order, Query, SelectStatement, UpdateStatement,
-    Value,
+    Expr, ExprTrait, Func, InsertStatement, IntoIden, OnConflict, Order, Query, SelectStatement,
+    TableRef, UpdateStatement, Value,
 };
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -695,10 +696,12 @@ impl Upsert {
         let mut stmt = Query::insert();
         stmt.into_table(self.table)
             .columns(self.columns.iter().copied());
-        for values in rows {
-            stmt.values(values.into_iter().map(Expr::from))
-                .map_err(build_error)?;
-        }
+        insert_rows::<B>(
+            &mut stmt,
+            self.table,
+            self.columns,
+            rows.into_iter().map(Cow::Owned),
+        )?;
         let mut on_conflict = OnConflict::columns(self.conflict.iter().copied());
         on_conflict.update_columns(self.updated.iter().copied());
         if self.touches {
@@ -756,7 +759,7 @@ pub(super) async fn run_upsert<B: Backend>(
     rows: Vec<KeyedRow>,
 ) -> StoreResult<UpsertCounts> {
     let mut counts = UpsertCounts::default();
-    let per_statement = (B::MAX_BINDS / spec.columns.len()).max(1);
+    let per_statement = super::rows_per_statement::<B>(spec.columns.len());
     for generation in generations(rows) {
         let mut rest = generation;
         while !rest.is_empty() {
@@ -827,7 +830,7 @@ async fn upsert_chunk<B: Backend>(
 const KEYS: &str = "k";
 
 /// `"k"."columnN"`: the `n`-th key column (1-based among the key columns; the position comes first).
-fn key_column(n: usize) -> String {
+pub(super) fn key_column(n: usize) -> String {
     format!("\"{KEYS}\".\"column{}\"", n + 1)
 }
 
@@ -843,6 +846,76 @@ fn keys_list<'a>(keys: impl IntoIterator<Item = (i64, &'a [Value])>) -> Vec<sea_
         .collect()
 }
 
+/// The keys list `(ord, key…)` as the source `"k"` of a look-up or an update, with columns `column1`, `column2`, ….
+///
+/// Where the backend sends rows as JSON: `(SELECT ("j"->>0)::bigint AS "column1", … FROM json_array_elements(?) "j")`,
+/// typed after the first key; else (or for a key of a kind the documents do not carry) a `VALUES` list.
+pub(super) fn keys_source<'a, B: Backend>(
+    keys: impl IntoIterator<Item = (i64, &'a [Value])>,
+) -> StoreResult<TableRef> {
+    let keys: Vec<(i64, &[Value])> = keys.into_iter().collect();
+    let types: Option<Vec<&str>> = keys.first().and_then(|(_, key)| {
+        std::iter::once(Some("bigint"))
+            .chain(key.iter().map(rowdoc::sql_type))
+            .collect()
+    });
+    match types {
+        Some(types) if B::ROWS_AS_JSON => {
+            let doc = rowdoc::arrays(keys.iter().map(|(ord, key)| {
+                let mut row = Vec::with_capacity(key.len() + 1);
+                row.push(Value::BigInt(Some(*ord)));
+                row.extend(key.iter().cloned());
+                row
+            }))?;
+            let mut source = Query::select();
+            for (i, ty) in types.iter().enumerate() {
+                let get = if *ty == "jsonb" { "->" } else { "->>" };
+                source.expr_as(
+                    Expr::cust(format!("(\"j\"{get}{i})::{ty}")),
+                    format!("column{}", i + 1),
+                );
+            }
+            source.from_function(
+                Func::cust("json_array_elements")
+                    .arg(Func::cast_as(Value::String(Some(doc)), "json")),
+                "j",
+            );
+            Ok(TableRef::SubQuery(Box::new(source), KEYS.into_iden()))
+        }
+        _ => Ok(TableRef::ValuesList(keys_list(keys), KEYS.into_iden())),
+    }
+}
+
+/// Adds `rows` (values in the order of `columns`) to a multi-row insert into `table`.
+///
+/// Where the backend sends rows as JSON, they are one document expanded into the table's own row type,
+/// `SELECT … FROM json_populate_recordset(NULL::table, ?)`, so the statement has one parameter and one text
+/// whatever the row count; else a `VALUES` list.
+pub(super) fn insert_rows<'a, B: Backend>(
+    stmt: &mut InsertStatement,
+    table: &str,
+    columns: &'static [&'static str],
+    rows: impl IntoIterator<Item = Cow<'a, [Value]>>,
+) -> StoreResult<()> {
+    if B::ROWS_AS_JSON {
+        let doc = rowdoc::objects(columns, rows)?;
+        let source = Func::cust("json_populate_recordset")
+            .arg(Expr::cust(format!("NULL::\"{table}\"")))
+            .arg(Func::cast_as(Value::String(Some(doc)), "json"));
+        let select = Query::select()
+            .columns(columns.iter().copied())
+            .from_function(source, "r")
+            .to_owned();
+        stmt.select_from(select).map_err(build_error)?;
+    } else {
+        for row in rows {
+            stmt.values(row.into_owned().into_iter().map(Expr::from))
+                .map_err(build_error)?;
+        }
+    }
+    Ok(())
+}
+
 /// A look-up of the stored rows matching a call's keys, as `ord` (the input position), `id` and more columns.
 pub(super) struct Lookup {
     pub(super) stmt: SelectStatement,
@@ -855,7 +928,7 @@ pub(super) struct KeyedWrite {
     pub(super) ord: i64,
     pub(super) key: Vec<Value>,
     pub(super) id: Uuid,
-    pub(super) values: Vec<Expr>,
+    pub(super) values: Vec<Value>,
 }
 
 /// How an activity table is written: on its natural key, changing only rows whose values differ, with lineage.
@@ -1016,34 +1089,38 @@ impl ActivitySpec {
     }
 
     /// The stored rows with these keys: `ord`, `id`, `batch_id`, `source_row_number`.
-    pub(super) fn lookup<'a>(&self, keys: impl IntoIterator<Item = (i64, &'a [Value])>) -> Lookup {
+    pub(super) fn lookup<'a, B: Backend>(
+        &self,
+        keys: impl IntoIterator<Item = (i64, &'a [Value])>,
+    ) -> StoreResult<Lookup> {
         let t = self.table;
-        let stmt = Query::select()
-            .expr_as(ord_column(), "ord")
+        let mut stmt = Query::select();
+        stmt.expr_as(ord_column(), "ord")
             .column((t, "id"))
             .column((t, "batch_id"))
-            .column((t, "source_row_number"))
-            .from_values(keys_list(keys), KEYS)
-            .inner_join(t, join_keys(t, self.key, self.fixed))
-            .to_owned();
-        Lookup {
+            .column((t, "source_row_number"));
+        stmt.from(keys_source::<B>(keys)?);
+        stmt.inner_join(t, join_keys(t, self.key, self.fixed));
+        Ok(Lookup {
             stmt,
             columns: ACTIVITY_LOOKUP,
-        }
+        })
     }
 
     /// The multi-row upsert of `rows`, returning the id of each row it inserted or changed.
     ///
     /// A changed row takes the data, the new lineage (`batch_id`, `source_row_number`) and `updated_at`, keeps
     /// `first_batch_id` and `created_at`, and keeps its instance when the write gives none.
-    pub(super) fn upsert(&self, rows: &[KeyedWrite]) -> StoreResult<InsertStatement> {
+    pub(super) fn upsert<B: Backend>(&self, rows: &[KeyedWrite]) -> StoreResult<InsertStatement> {
         let t = self.table;
         let mut stmt = Query::insert();
         stmt.into_table(t).columns(self.columns.iter().copied());
-        for row in rows {
-            stmt.values(row.values.iter().cloned())
-                .map_err(build_error)?;
-        }
+        insert_rows::<B>(
+            &mut stmt,
+            t,
+            self.columns,
+            rows.iter().map(|r| Cow::Borrowed(r.values.as_slice())),
+        )?;
         let mut conflict: Vec<&str> = self.key.to_vec();
         conflict.extend(self.fixed.map(|(c, _)| c));
         let mut on_conflict = OnConflict::columns(conflict);
@@ -1077,14 +1154,14 @@ fn activity_tail<B: Backend>(
     instance: Option<crate::domain::InstanceId>,
     source: &RowSource,
     now: chrono::DateTime<chrono::Utc>,
-) -> [Expr; 6] {
+) -> [Value; 6] {
     [
-        opt_uuid(instance.map(|i| i.uuid())).into(),
-        uuid(source.batch_id.uuid()).into(),
-        uuid(source.batch_id.uuid()).into(),
-        Value::BigInt(Some(source.source_row_number)).into(),
-        B::timestamp(Some(now)).into(),
-        B::timestamp(Some(now)).into(),
+        opt_uuid(instance.map(|i| i.uuid())),
+        uuid(source.batch_id.uuid()),
+        uuid(source.batch_id.uuid()),
+        Value::BigInt(Some(source.source_row_number)),
+        B::timestamp(Some(now)),
+        B::timestamp(Some(now)),
     ]
 }
 
@@ -1121,21 +1198,21 @@ pub(super) fn completion_key(k: &CompletionKey) -> Vec<Value> {
 pub(super) fn session_write<B: Backend>(ord: i64, w: &SessionWrite) -> KeyedWrite {
     let r = &w.row;
     let metadata = r.metadata.clone().map(serde_json::Value::Object);
-    let mut values: Vec<Expr> = vec![
-        uuid(w.id.uuid()).into(),
-        text(lineage::KINTELL_PROVIDER).into(),
-        text(r.session_id.as_str()).into(),
-        text(r.session_type.as_str()).into(),
-        uuid(w.participant_id.uuid()).into(),
-        uuid(w.volunteer_id.uuid()).into(),
-        B::timestamp(Some(r.scheduled_at)).into(),
-        B::timestamp(r.completed_at).into(),
-        Value::Int(r.duration_minutes.map(|d| i32::from(d.get()))).into(),
-        B::decimal(r.rating.map(|x| x.to_string())),
-        opt_text(r.feedback_text.as_deref()).into(),
-        opt_text(r.language_level.map(|l| l.as_str())).into(),
-        string_list::<B>(r.topics.as_ref()).into(),
-        B::json(metadata.as_ref()).into(),
+    let mut values: Vec<Value> = vec![
+        uuid(w.id.uuid()),
+        text(lineage::KINTELL_PROVIDER),
+        text(r.session_id.as_str()),
+        text(r.session_type.as_str()),
+        uuid(w.participant_id.uuid()),
+        uuid(w.volunteer_id.uuid()),
+        B::timestamp(Some(r.scheduled_at)),
+        B::timestamp(r.completed_at),
+        Value::Int(r.duration_minutes.map(|d| i32::from(d.get()))),
+        Value::String(r.rating.map(|x| x.to_string())),
+        opt_text(r.feedback_text.as_deref()),
+        opt_text(r.language_level.map(|l| l.as_str())),
+        string_list::<B>(r.topics.as_ref()),
+        B::json(metadata.as_ref()),
     ];
     values.extend(activity_tail::<B>(w.program_instance_id, &w.source, w.now));
     KeyedWrite {
@@ -1148,18 +1225,18 @@ pub(super) fn session_write<B: Backend>(ord: i64, w: &SessionWrite) -> KeyedWrit
 
 pub(super) fn match_write<B: Backend>(ord: i64, w: &MatchWrite) -> KeyedWrite {
     let r = &w.row;
-    let mut values: Vec<Expr> = vec![
-        uuid(w.id.uuid()).into(),
-        uuid(w.key.participant_id.uuid()).into(),
-        uuid(w.key.buddy_id.uuid()).into(),
-        B::timestamp(Some(w.key.matched_at)).into(),
-        opt_text(r.external_match_id.as_deref()).into(),
-        text(r.status.as_str()).into(),
-        B::timestamp(r.ended_at).into(),
-        opt_text(r.end_reason.map(|e| e.as_str())).into(),
-        opt_text(r.language.as_deref()).into(),
-        string_list::<B>(r.interests.as_ref()).into(),
-        opt_text(r.location.as_deref()).into(),
+    let mut values: Vec<Value> = vec![
+        uuid(w.id.uuid()),
+        uuid(w.key.participant_id.uuid()),
+        uuid(w.key.buddy_id.uuid()),
+        B::timestamp(Some(w.key.matched_at)),
+        opt_text(r.external_match_id.as_deref()),
+        text(r.status.as_str()),
+        B::timestamp(r.ended_at),
+        opt_text(r.end_reason.map(|e| e.as_str())),
+        opt_text(r.language.as_deref()),
+        string_list::<B>(r.interests.as_ref()),
+        opt_text(r.location.as_deref()),
     ];
     values.extend(activity_tail::<B>(w.program_instance_id, &w.source, w.now));
     KeyedWrite {
@@ -1172,17 +1249,17 @@ pub(super) fn match_write<B: Backend>(ord: i64, w: &MatchWrite) -> KeyedWrite {
 
 pub(super) fn completion_write<B: Backend>(ord: i64, w: &CompletionWrite) -> KeyedWrite {
     let r = &w.row;
-    let mut values: Vec<Expr> = vec![
-        uuid(w.id.uuid()).into(),
-        uuid(w.key.user_id.uuid()).into(),
-        text(w.key.provider.as_str()).into(),
-        text(w.key.course_id.as_str()).into(),
-        opt_text(r.course_name.as_deref()).into(),
-        text(CourseStatus::Completed.as_str()).into(),
-        Value::Int(Some(100)).into(),
-        B::timestamp(Some(r.completed_at)).into(),
-        B::decimal(r.final_score.map(|s| s.to_string())),
-        opt_text(r.credential_ref.as_deref()).into(),
+    let mut values: Vec<Value> = vec![
+        uuid(w.id.uuid()),
+        uuid(w.key.user_id.uuid()),
+        text(w.key.provider.as_str()),
+        text(w.key.course_id.as_str()),
+        opt_text(r.course_name.as_deref()),
+        text(CourseStatus::Completed.as_str()),
+        Value::Int(Some(100)),
+        B::timestamp(Some(r.completed_at)),
+        Value::String(r.final_score.map(|s| s.to_string())),
+        opt_text(r.credential_ref.as_deref()),
     ];
     values.extend(activity_tail::<B>(w.program_instance_id, &w.source, w.now));
     KeyedWrite {
@@ -1259,13 +1336,15 @@ pub(super) const USER_SOURCES_LOOKUP: &[&str] = &["ord", "id", "metadata"];
 const EXTERNAL_IDS: &str = "user_external_ids";
 
 /// The users with these emails (one key column) and who holds each one's `kintell` external id.
-pub(super) fn user_rows_lookup<'a>(keys: impl IntoIterator<Item = (i64, &'a [Value])>) -> Lookup {
-    let stmt = Query::select()
-        .expr_as(ord_column(), "ord")
+pub(super) fn user_rows_lookup<'a, B: Backend>(
+    keys: impl IntoIterator<Item = (i64, &'a [Value])>,
+) -> StoreResult<Lookup> {
+    let mut stmt = Query::select();
+    stmt.expr_as(ord_column(), "ord")
         .column((USERS.name, "id"))
-        .expr_as(Expr::col(("e", "user_id")), "ext_user_id")
-        .from_values(keys_list(keys), KEYS)
-        .inner_join(USERS.name, join_keys(USERS.name, &["email"], None))
+        .expr_as(Expr::col(("e", "user_id")), "ext_user_id");
+    stmt.from(keys_source::<B>(keys)?);
+    stmt.inner_join(USERS.name, join_keys(USERS.name, &["email"], None))
         .join_as(
             sea_query::JoinType::LeftJoin,
             EXTERNAL_IDS,
@@ -1275,22 +1354,23 @@ pub(super) fn user_rows_lookup<'a>(keys: impl IntoIterator<Item = (i64, &'a [Val
                 lineage::KINTELL_PROVIDER,
                 key_column(1)
             )),
-        )
-        .to_owned();
-    Lookup {
+        );
+    Ok(Lookup {
         stmt,
         columns: USER_ROWS_LOOKUP,
-    }
+    })
 }
 
 /// The users with these emails that have their own `kintell` external id, with its metadata.
-pub(super) fn user_sources<'a>(keys: impl IntoIterator<Item = (i64, &'a [Value])>) -> Lookup {
-    let stmt = Query::select()
-        .expr_as(ord_column(), "ord")
+pub(super) fn user_sources<'a, B: Backend>(
+    keys: impl IntoIterator<Item = (i64, &'a [Value])>,
+) -> StoreResult<Lookup> {
+    let mut stmt = Query::select();
+    stmt.expr_as(ord_column(), "ord")
         .column((USERS.name, "id"))
-        .column(("e", "metadata"))
-        .from_values(keys_list(keys), KEYS)
-        .inner_join(USERS.name, join_keys(USERS.name, &["email"], None))
+        .column(("e", "metadata"));
+    stmt.from(keys_source::<B>(keys)?);
+    stmt.inner_join(USERS.name, join_keys(USERS.name, &["email"], None))
         .join_as(
             sea_query::JoinType::InnerJoin,
             EXTERNAL_IDS,
@@ -1300,12 +1380,11 @@ pub(super) fn user_sources<'a>(keys: impl IntoIterator<Item = (i64, &'a [Value])
                  AND \"e\".\"user_id\" = \"users\".\"id\"",
                 lineage::KINTELL_PROVIDER
             )),
-        )
-        .to_owned();
-    Lookup {
+        );
+    Ok(Lookup {
         stmt,
         columns: USER_SOURCES_LOOKUP,
-    }
+    })
 }
 
 /// The columns of a users-export upsert.
@@ -1328,13 +1407,9 @@ pub(super) const USER_ROW_BINDS: usize = USER_ROW_COLUMNS.len() + 2;
 /// The values of a users-export upsert.
 pub(super) fn user_write<B: Backend>(ord: i64, w: &UserWrite) -> KeyedWrite {
     let u = &w.user;
-    let mut values: Vec<Expr> = user_row::<B>(u)
-        .values
-        .into_iter()
-        .map(Expr::from)
-        .collect();
-    values.push(B::timestamp(Some(w.created_at)).into());
-    values.push(B::timestamp(Some(w.now)).into());
+    let mut values = user_row::<B>(u).values;
+    values.push(B::timestamp(Some(w.created_at)));
+    values.push(B::timestamp(Some(w.now)));
     KeyedWrite {
         ord,
         key: vec![text(u.email.as_str())],
@@ -1344,14 +1419,16 @@ pub(super) fn user_write<B: Backend>(ord: i64, w: &UserWrite) -> KeyedWrite {
 }
 
 /// Upserts users by email: an existing user keeps its id and `created_at` and changes only when a value differs.
-pub(super) fn upsert_user_rows(rows: &[KeyedWrite]) -> StoreResult<InsertStatement> {
+pub(super) fn upsert_user_rows<B: Backend>(rows: &[KeyedWrite]) -> StoreResult<InsertStatement> {
     let mut stmt = Query::insert();
     stmt.into_table(USERS.name)
         .columns(USER_ROW_COLUMNS.iter().copied());
-    for row in rows {
-        stmt.values(row.values.iter().cloned())
-            .map_err(build_error)?;
-    }
+    insert_rows::<B>(
+        &mut stmt,
+        USERS.name,
+        USER_ROW_COLUMNS,
+        rows.iter().map(|r| Cow::Borrowed(r.values.as_slice())),
+    )?;
     let compared = [
         "role",
         "first_name",
@@ -1374,27 +1451,27 @@ pub(super) fn external_id_values<B: Backend>(
     email: &str,
     source: &RowSource,
     now: chrono::DateTime<chrono::Utc>,
-) -> Vec<Expr> {
+) -> Vec<Value> {
     vec![
         uuid(lineage::external_id_row_id(
             lineage::KINTELL_PROVIDER,
             email,
-        ))
-        .into(),
-        uuid(user).into(),
-        text(lineage::KINTELL_PROVIDER).into(),
-        text(email).into(),
-        B::json(Some(&lineage::source_metadata(source))).into(),
-        B::timestamp(Some(now)).into(),
-        B::timestamp(Some(now)).into(),
+        )),
+        uuid(user),
+        text(lineage::KINTELL_PROVIDER),
+        text(email),
+        B::json(Some(&lineage::source_metadata(source))),
+        B::timestamp(Some(now)),
+        B::timestamp(Some(now)),
     ]
 }
 
 /// Inserts external ids or rewrites their metadata, but only where the stored row belongs to the same user;
 /// returns the id of every row written, so a row held by another user is the one missing.
-pub(super) fn upsert_external_ids(rows: Vec<Vec<Expr>>) -> StoreResult<InsertStatement> {
-    let mut stmt = Query::insert();
-    stmt.into_table(EXTERNAL_IDS).columns([
+pub(super) fn upsert_external_ids<B: Backend>(
+    rows: Vec<Vec<Value>>,
+) -> StoreResult<InsertStatement> {
+    const COLUMNS: &[&str] = &[
         "id",
         "user_id",
         "provider",
@@ -1402,10 +1479,16 @@ pub(super) fn upsert_external_ids(rows: Vec<Vec<Expr>>) -> StoreResult<InsertSta
         "metadata",
         "created_at",
         "updated_at",
-    ]);
-    for values in rows {
-        stmt.values(values).map_err(build_error)?;
-    }
+    ];
+    let mut stmt = Query::insert();
+    stmt.into_table(EXTERNAL_IDS)
+        .columns(COLUMNS.iter().copied());
+    insert_rows::<B>(
+        &mut stmt,
+        EXTERNAL_IDS,
+        COLUMNS,
+        rows.into_iter().map(Cow::Owned),
+    )?;
     let mut on_conflict = OnConflict::columns(["provider", "external_id"]);
     on_conflict.update_columns(["metadata", "updated_at"]);
     on_conflict.action_and_where(Expr::cust(
@@ -1445,25 +1528,26 @@ pub(super) fn enrollment_key(e: &Enrollment) -> Vec<Value> {
     ]
 }
 
-pub(super) fn enrollment_lookup<'a>(keys: impl IntoIterator<Item = (i64, &'a [Value])>) -> Lookup {
-    let stmt = Query::select()
-        .expr_as(ord_column(), "ord")
+pub(super) fn enrollment_lookup<'a, B: Backend>(
+    keys: impl IntoIterator<Item = (i64, &'a [Value])>,
+) -> StoreResult<Lookup> {
+    let mut stmt = Query::select();
+    stmt.expr_as(ord_column(), "ord")
         .column((ENROLLMENTS, "id"))
-        .column((ENROLLMENTS, "enrolled_at"))
-        .from_values(keys_list(keys), KEYS)
-        .inner_join(
+        .column((ENROLLMENTS, "enrolled_at"));
+    stmt.from(keys_source::<B>(keys)?);
+    stmt.inner_join(
+        ENROLLMENTS,
+        join_keys(
             ENROLLMENTS,
-            join_keys(
-                ENROLLMENTS,
-                &["user_id", "program_instance_id", "role"],
-                None,
-            ),
-        )
-        .to_owned();
-    Lookup {
+            &["user_id", "program_instance_id", "role"],
+            None,
+        ),
+    );
+    Ok(Lookup {
         stmt,
         columns: ENROLLMENT_LOOKUP,
-    }
+    })
 }
 
 /// Inserts enrolments; an existing one takes only an earlier `enrolled_at`.
@@ -1471,18 +1555,18 @@ pub(super) fn upsert_enrollments<B: Backend>(rows: &[Enrollment]) -> StoreResult
     let mut stmt = Query::insert();
     stmt.into_table(ENROLLMENTS)
         .columns(ENROLLMENT_COLUMNS.iter().copied());
-    for e in rows {
-        stmt.values([
-            Expr::from(uuid(e.id)),
-            uuid(e.user_id.uuid()).into(),
-            uuid(e.program_instance_id.uuid()).into(),
-            text(e.program_type.as_str()).into(),
-            text(e.role.as_str()).into(),
-            B::timestamp(Some(e.enrolled_at)).into(),
-            text(crate::domain::EnrollmentStatus::Active.as_str()).into(),
+    let values = rows.iter().map(|e| {
+        Cow::Owned(vec![
+            uuid(e.id),
+            uuid(e.user_id.uuid()),
+            uuid(e.program_instance_id.uuid()),
+            text(e.program_type.as_str()),
+            text(e.role.as_str()),
+            B::timestamp(Some(e.enrolled_at)),
+            text(crate::domain::EnrollmentStatus::Active.as_str()),
         ])
-        .map_err(build_error)?;
-    }
+    });
+    insert_rows::<B>(&mut stmt, ENROLLMENTS, ENROLLMENT_COLUMNS, values)?;
     let mut on_conflict = OnConflict::columns(["user_id", "program_instance_id", "role"]);
     on_conflict.update_column("enrolled_at");
     on_conflict.value("updated_at", B::now());
@@ -1518,19 +1602,19 @@ pub(super) fn put_row_errors<B: Backend>(rows: &[&RowErrorRecord]) -> StoreResul
     let mut stmt = Query::insert();
     stmt.into_table(ROW_ERRORS.name)
         .columns(ROW_ERRORS.columns.iter().copied());
-    for r in rows {
-        stmt.values([
-            Expr::from(uuid(r.batch_id.uuid())),
-            Value::BigInt(Some(r.row_number)).into(),
-            Value::BigInt(Some(r.line_number)).into(),
-            text(&r.code).into(),
-            opt_text(r.field.as_deref()).into(),
-            text(&r.message).into(),
-            B::json(r.details.as_ref()).into(),
-            B::json(Some(&r.raw_record)).into(),
+    let values = rows.iter().map(|r| {
+        Cow::Owned(vec![
+            uuid(r.batch_id.uuid()),
+            Value::BigInt(Some(r.row_number)),
+            Value::BigInt(Some(r.line_number)),
+            text(&r.code),
+            opt_text(r.field.as_deref()),
+            text(&r.message),
+            B::json(r.details.as_ref()),
+            B::json(Some(&r.raw_record)),
         ])
-        .map_err(build_error)?;
-    }
+    });
+    insert_rows::<B>(&mut stmt, ROW_ERRORS.name, ROW_ERRORS.columns, values)?;
     let mut on_conflict = OnConflict::columns(["batch_id", "row_number"]);
     on_conflict.update_columns([
         "line_number",

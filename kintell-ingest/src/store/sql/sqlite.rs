@@ -114,9 +114,7 @@ impl Backend for SqliteBackend {
 
     const WRITES_IN_CTE: bool = false;
 
-    fn decimal(v: Option<String>) -> Expr {
-        Expr::val(Value::String(v))
-    }
+    const ROWS_AS_JSON: bool = false;
 
     /// Units of work begin `IMMEDIATE`: they hold the write lock from the start.
     fn exclusive_lock(_key: i64) -> Option<SelectStatement> {

@@ -59,9 +59,7 @@ impl<B: Backend> Backend for Counting<B> {
 
     const WRITES_IN_CTE: bool = B::WRITES_IN_CTE;
 
-    fn decimal(v: Option<String>) -> Expr {
-        B::decimal(v)
-    }
+    const ROWS_AS_JSON: bool = B::ROWS_AS_JSON;
 
     fn exclusive_lock(key: i64) -> Option<SelectStatement> {
         B::exclusive_lock(key)
@@ -131,7 +129,7 @@ fn users(n: usize, company: CompanyId) -> Vec<User> {
 /// The statements an upsert of `rows` rows of `columns` columns into `table` should run: one per chunk the bind
 /// limit allows, each preceded by a count of existing keys where the backend has no inserted marker.
 fn expected_upsert<B: Backend>(table: &str, rows: usize, columns: usize) -> Vec<String> {
-    let per_statement = B::MAX_BINDS / columns;
+    let per_statement = rows_per_statement::<B>(columns);
     let chunks = rows.div_ceil(per_statement);
     let mut expected = Vec::new();
     for _ in 0..chunks {
