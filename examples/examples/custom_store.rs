@@ -432,6 +432,10 @@ impl RunRepository for AuditedStore {
 
 #[async_trait]
 impl ActivityRepository for AuditedStore {
+    async fn prepare_backfill(&self, kinds: &[ActivityKind]) -> StoreResult<()> {
+        self.call("prepare_backfill");
+        self.data.prepare_backfill(kinds).await
+    }
     async fn count_backfill(
         &self,
         kind: ActivityKind,

@@ -690,6 +690,19 @@ pub trait RunRepository: Send + Sync {
 /// Stored activities (sessions, matches, completions).
 #[async_trait]
 pub trait ActivityRepository: Send + Sync {
+    /// Readies the store for the pages of a backfill of `kinds`, once per execution of a run. A store with a
+    /// cost-based planner refreshes the statistics of the tables the pages read (PostgreSQL: `ANALYZE`), so that a
+    /// page is planned as a walk of the primary key from the checkpoint even right after a bulk import on a server
+    /// whose autovacuum has not run; planned from no statistics, each page scanned the whole table. The default does
+    /// nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn prepare_backfill(&self, kinds: &[ActivityKind]) -> StoreResult<()> {
+        let _ = kinds;
+        Ok(())
+    }
+
     /// How many activities of `kind` with an id above `after` pass `filter`: what the pages of a backfill will
     /// read (one aggregate query).
     ///

@@ -257,6 +257,7 @@ impl Backfill {
     /// How many rows the run will still read, per entity from its checkpoint.
     async fn remaining(&self, run: &RunRecord, filter: &BackfillFilter) -> Result<u64, StoreError> {
         let mut n = 0;
+        self.store.prepare_backfill(run.entity.kinds()).await?;
         for &kind in run.entity.kinds() {
             n += self
                 .store

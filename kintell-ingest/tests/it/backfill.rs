@@ -1118,6 +1118,7 @@ pub mod contract {
             load_catalog
             insert_run
             save_run
+            prepare_backfill
             count_backfill
             count_backfill
             count_backfill
@@ -1157,6 +1158,35 @@ pub mod contract {
             .expect("write");
             out
         }));
+    }
+
+    /// A run refreshes the planner's statistics of the tables its pages read before the first page, so a page is
+    /// planned from the table's real size even right after a bulk import (PostgreSQL: `ANALYZE`; the other stores
+    /// need nothing and the run is the same).
+    pub async fn a_run_refreshes_the_planners_statistics_first(store: &Store) {
+        seed(store).await;
+        let pg = store.database().and_then(|db| db.as_postgres().cloned());
+        let analysed = |pool: sqlx::PgPool| async move {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stats WHERE tablename IN ('kintell_sessions', 'activity_associations', 'users')",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("pg_stats");
+            n
+        };
+        if let Some(pool) = pg.clone() {
+            // A few rows, far below autovacuum's thresholds: no statistics yet.
+            assert_eq!(analysed(pool).await, 0, "no statistics before the run");
+        }
+        let run = backfill(store)
+            .run(BackfillOptions::default().entity(BackfillEntity::Sessions))
+            .await
+            .expect("run");
+        assert_eq!(run.status, BatchStatus::Completed);
+        if let Some(pool) = pg {
+            assert!(analysed(pool).await > 0, "the run analysed its tables");
+        }
     }
 
     /// Two workers resuming the same run at the same moment: exactly one runs it, the other is refused.

@@ -63,6 +63,7 @@ macro_rules! contract_tests {
                 a_dry_run_writes_nothing_but_its_run,
                 a_run_resumed_after_a_failure_at_any_call_ends_as_an_uninterrupted_one,
                 a_page_is_one_call_per_table,
+                a_run_refreshes_the_planners_statistics_first,
                 two_workers_cannot_run_the_same_run,
                 expired_or_dead_holders_are_taken_over,
             ]);

@@ -76,6 +76,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// A JSON document as bound to a JSON column.
     fn json(v: Option<&serde_json::Value>) -> Value;
 
+    /// The statement that refreshes the planner's statistics of `tables`; `None` where the planner needs none
+    /// kept fresh (SQLite plans from its indexes when it has no statistics).
+    fn analyze(tables: &[&str]) -> Option<String>;
+
     /// The current time as the schema's defaults write it.
     fn now() -> Expr;
 
@@ -428,6 +432,19 @@ impl<B: Backend> SqlStore<B> {
     }
 
     // --- ActivityRepository ----------------------------------------------------------------------------------
+
+    pub(crate) async fn prepare_backfill(&self, kinds: &[ActivityKind]) -> StoreResult<()> {
+        let mut tables: Vec<&str> = kinds.iter().map(|k| query::activity_table(*k)).collect();
+        tables.extend(["activity_associations", "users"]);
+        let Some(sql) = B::analyze(&tables) else {
+            return Ok(());
+        };
+        let mut conn = self.acquire().await?;
+        B::execute(&mut conn, sql, Values(Vec::new()))
+            .await
+            .map_err(|e| translate::<B>(e, "refreshing the planner's statistics"))?;
+        Ok(())
+    }
 
     pub(crate) async fn count_backfill(
         &self,
@@ -1398,6 +1415,13 @@ macro_rules! delegate_ports {
 
         #[async_trait::async_trait]
         impl $crate::ports::ActivityRepository for $store {
+            async fn prepare_backfill(
+                &self,
+                kinds: &[$crate::domain::ActivityKind],
+            ) -> $crate::ports::StoreResult<()> {
+                self.inner.prepare_backfill(kinds).await
+            }
+
             async fn count_backfill(
                 &self,
                 kind: $crate::domain::ActivityKind,

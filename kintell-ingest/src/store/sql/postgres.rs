@@ -40,6 +40,11 @@ impl Backend for PostgresBackend {
         Value::Json(v.map(|v| Box::new(v.clone())))
     }
 
+    fn analyze(tables: &[&str]) -> Option<String> {
+        let names: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
+        Some(format!("ANALYZE {}", names.join(", ")))
+    }
+
     fn now() -> Expr {
         Expr::cust("now()")
     }

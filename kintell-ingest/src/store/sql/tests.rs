@@ -49,6 +49,10 @@ impl<B: Backend> Backend for Counting<B> {
         B::json(v)
     }
 
+    fn analyze(tables: &[&str]) -> Option<String> {
+        B::analyze(tables)
+    }
+
     fn now() -> Expr {
         B::now()
     }

@@ -425,6 +425,10 @@ impl RunRepository for Probe {
 
 #[async_trait]
 impl ActivityRepository for Probe {
+    async fn prepare_backfill(&self, kinds: &[ActivityKind]) -> StoreResult<()> {
+        self.call("prepare_backfill").await?;
+        self.inner.prepare_backfill(kinds).await
+    }
     async fn count_backfill(
         &self,
         kind: ActivityKind,
