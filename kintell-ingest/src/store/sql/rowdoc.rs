@@ -103,7 +103,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> StoreResult<()> {
             out,
             format_args!("\"{}\"", t.format("%Y-%m-%dT%H:%M:%S%.6fZ")),
         )?,
-        Value::Json(Some(j)) => serde_json::to_writer(&mut *out, j.as_ref()).map_err(json_error)?,
+        Value::Json(Some(j)) => serde_json::to_writer(&mut *out, j.as_ref()).map_err(doc_error)?,
         Value::Bool(None)
         | Value::TinyInt(None)
         | Value::SmallInt(None)
@@ -130,24 +130,18 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> StoreResult<()> {
 }
 
 fn write_json(out: &mut Vec<u8>, s: &str) -> StoreResult<()> {
-    serde_json::to_writer(&mut *out, s).map_err(json_error)
+    serde_json::to_writer(&mut *out, s).map_err(doc_error)
 }
 
 fn write_display(out: &mut Vec<u8>, v: impl std::fmt::Display) -> StoreResult<()> {
-    write!(out, "{v}").map_err(|e| StoreError::Backend {
-        message: "writing a JSON row document".to_owned(),
-        source: Box::new(e),
-    })
+    write!(out, "{v}").map_err(doc_error)
 }
 
 fn finish(out: Vec<u8>) -> StoreResult<String> {
-    String::from_utf8(out).map_err(|e| StoreError::Backend {
-        message: "writing a JSON row document".to_owned(),
-        source: Box::new(e),
-    })
+    String::from_utf8(out).map_err(doc_error)
 }
 
-fn json_error(e: serde_json::Error) -> StoreError {
+fn doc_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend {
         message: "writing a JSON row document".to_owned(),
         source: Box::new(e),
