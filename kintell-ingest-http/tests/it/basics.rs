@@ -2,25 +2,16 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use kintell_ingest::store::Store;
-use kintell_ingest_http::{AppState, AuthConfigError, check_auth_config, router};
-use tower::ServiceExt;
+use kintell_ingest_http::{AppState, AuthConfigError, check_auth_config};
 
 async fn get(store: Store, path: &str) -> (StatusCode, serde_json::Value) {
-    let response = router(AppState::new(store))
-        .oneshot(Request::get(path).body(Body::empty()).expect("request"))
-        .await
-        .expect("infallible");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let json = serde_json::from_slice(&bytes).expect("a JSON body");
-    (status, json)
+    let answer = crate::support::send(
+        &AppState::new(store),
+        Request::get(path).body(Body::empty()).expect("request"),
+    )
+    .await;
+    (answer.status, answer.json())
 }
 
 #[tokio::test]

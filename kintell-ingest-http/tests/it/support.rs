@@ -221,10 +221,12 @@ impl Answer {
 
 /// Sends `request` through the router in-process.
 pub async fn send(state: &AppState, request: Request<Body>) -> Answer {
-    let response = router(state.clone())
-        .oneshot(request)
-        .await
-        .expect("infallible");
+    send_to(router(state.clone()), request).await
+}
+
+/// Sends `request` through `app` (a router, or a part of one) in-process.
+pub async fn send_to(app: axum::Router, request: Request<Body>) -> Answer {
+    let response = app.oneshot(request).await.expect("infallible");
     let status = response.status();
     let headers = response.headers().clone();
     let body = response

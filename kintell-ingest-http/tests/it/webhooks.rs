@@ -6,15 +6,14 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use kintell_ingest::domain::ImportMethod;
 use kintell_ingest::ingest::Ingestor;
 use kintell_ingest::ports::BatchFilter;
 use kintell_ingest::store::Store;
 use kintell_ingest::webhooks::{WebhookHandler, sign};
 use kintell_ingest_http::webhooks::{WebhookState, routes};
-use sqlx::Connection;
-use tower::ServiceExt;
+
+use crate::support::{self, Backend};
 
 const SECRET: &[u8] = b"whsec_test";
 
@@ -50,19 +49,12 @@ async fn send(
     if let Some(d) = delivery {
         request = request.header("X-Delivery-Id", d);
     }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::from(body.to_owned())).expect("request"))
-        .await
-        .expect("infallible");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, serde_json::from_slice(&bytes).expect("a JSON body"))
+    let answer = support::send_to(
+        app.clone(),
+        request.body(Body::from(body.to_owned())).expect("request"),
+    )
+    .await;
+    (answer.status, answer.json())
 }
 
 fn signed(body: &str) -> Option<String> {
@@ -237,42 +229,27 @@ async fn check_all(store: Store) {
     assert_eq!(webhook_batches(&store).await, 3);
 }
 
+/// `check_all` on a fresh, migrated database of `backend` (skipped without PostgreSQL).
+async fn check_on(backend: Backend, test: &str) {
+    let Some(db) = support::fresh(backend, test).await else {
+        return;
+    };
+    let store = Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    check_all(store.clone()).await;
+    if let Some(pool) = store.database() {
+        pool.close().await;
+    }
+}
+
 #[tokio::test]
 async fn webhooks_on_sqlite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
-    let store = Store::connect(&url).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    check_all(store).await;
+    check_on(Backend::Sqlite, "webhooks_on_sqlite").await;
 }
 
 #[tokio::test]
 async fn webhooks_on_postgres() {
-    let Ok(admin) = std::env::var("KINTELL_TEST_DATABASE_URL") else {
-        println!("skipped: webhooks_on_postgres needs PostgreSQL; set KINTELL_TEST_DATABASE_URL");
-        return;
-    };
-    let name = format!("kintell_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let store = Store::connect(&format!("{base}/{name}"))
-        .await
-        .expect("connect");
-    store.migrate().await.expect("migrate");
-    check_all(store.clone()).await;
-    if let Some(db) = store.database() {
-        db.close().await;
-    }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("drop database");
+    check_on(Backend::Postgres, "webhooks_on_postgres").await;
 }
 
 #[tokio::test]
