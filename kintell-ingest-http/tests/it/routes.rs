@@ -179,14 +179,7 @@ async fn an_upload_is_imported_and_its_batch_served(env: Env) {
     }
 
     // The metrics count the rows and the routes by template.
-    let metrics = send(
-        &env.state,
-        Request::get("/metrics")
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await
-    .text();
+    let metrics = metrics(&env.state).await;
     for line in [
         "ingest_rows_total{entity=\"kintell_sessions\",outcome=\"inserted\"} 2",
         "ingest_rows_total{entity=\"kintell_sessions\",outcome=\"rejected\"} 1",
@@ -637,14 +630,7 @@ async fn review_items_are_listed_shown_accepted_and_rejected(env: Env) {
     let bad = get(&env.state, "/v1/reviews?kind=meeting").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 
-    let metrics = send(
-        &env.state,
-        Request::get("/metrics")
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await
-    .text();
+    let metrics = metrics(&env.state).await;
     assert!(
         metrics.contains("association_decisions_total{decision=\"accepted\"} 1"),
         "{metrics}"
@@ -750,18 +736,23 @@ async fn the_server_router_serves_the_webhooks_without_the_token_and_counts_bad_
         "unauthorized",
         "judged by the signature, not the token"
     );
-    let metrics = send(
-        &state,
-        Request::get("/metrics")
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await
-    .text();
+    let metrics = metrics(&state).await;
     assert!(
         metrics
             .lines()
             .any(|l| l == "webhook_signature_failures_total 1"),
         "{metrics}"
     );
+}
+
+/// The Prometheus text of `/metrics` (a route without authentication).
+async fn metrics(state: &kintell_ingest_http::AppState) -> String {
+    send(
+        state,
+        Request::get("/metrics")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await
+    .text()
 }
