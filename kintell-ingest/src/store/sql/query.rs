@@ -861,17 +861,11 @@ pub(super) fn keys_source<'a, B: Backend>(
     });
     match types {
         Some(types) if B::ROWS_AS_JSON => {
-            let doc = rowdoc::arrays(keys.iter().map(|(ord, key)| {
-                let mut row = Vec::with_capacity(key.len() + 1);
-                row.push(Value::BigInt(Some(*ord)));
-                row.extend(key.iter().cloned());
-                row
-            }))?;
+            let doc = rowdoc::keys(&keys)?;
             let mut source = Query::select();
             for (i, ty) in types.iter().enumerate() {
-                let get = if *ty == "jsonb" { "->" } else { "->>" };
                 source.expr_as(
-                    Expr::cust(format!("(\"j\"{get}{i})::{ty}")),
+                    Expr::cust(format!("(\"j\"->>{i})::{ty}")),
                     format!("column{}", i + 1),
                 );
             }

@@ -43,20 +43,18 @@ pub(super) fn objects<R: AsRef<[Value]>>(
     finish(out)
 }
 
-/// `[[v1,v2,…],…]`: each row an array of its values.
-pub(super) fn arrays<R: AsRef<[Value]>>(rows: impl IntoIterator<Item = R>) -> StoreResult<String> {
+/// `[[ord,k1,k2,…],…]`: each key an array of its position and its values.
+pub(super) fn keys(keys: &[(i64, &[Value])]) -> StoreResult<String> {
     let mut out = Vec::with_capacity(1024);
     out.push(b'[');
-    for (i, row) in rows.into_iter().enumerate() {
-        let row = row.as_ref();
+    for (i, (ord, key)) in keys.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.push(b'[');
-        for (j, value) in row.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
+        write_display(&mut out, ord)?;
+        for value in *key {
+            out.push(b',');
             write_value(&mut out, value)?;
         }
         out.push(b']');
@@ -65,8 +63,8 @@ pub(super) fn arrays<R: AsRef<[Value]>>(rows: impl IntoIterator<Item = R>) -> St
     finish(out)
 }
 
-/// The SQL type a value of this kind is read back as from its JSON text (`->>`), for a typed column list; `None`
-/// for a kind the documents do not carry.
+/// The SQL type a key value of this kind is read back as from its JSON text (`->>`), for a typed column list;
+/// `None` for a kind that is no key (a JSON document) or that the documents do not carry.
 pub(super) fn sql_type(value: &Value) -> Option<&'static str> {
     Some(match value {
         Value::Bool(_) => "boolean",
@@ -77,7 +75,6 @@ pub(super) fn sql_type(value: &Value) -> Option<&'static str> {
         Value::Uuid(_) => "uuid",
         Value::ChronoDate(_) => "date",
         Value::ChronoDateTimeUtc(_) => "timestamptz",
-        Value::Json(_) => "jsonb",
         _ => return None,
     })
 }
@@ -195,19 +192,10 @@ mod tests {
     }
 
     #[test]
-    fn arrays_keep_order_and_empty_is_an_empty_array() {
-        let rows = [vec![
-            Value::BigInt(Some(7)),
-            Value::String(Some("x".into())),
-        ]];
-        assert_eq!(
-            arrays(rows.iter().map(Vec::as_slice)).expect("encodes"),
-            "[[7,\"x\"]]"
-        );
-        assert_eq!(
-            arrays(std::iter::empty::<&[Value]>()).expect("encodes"),
-            "[]"
-        );
+    fn keys_keep_order_and_empty_is_an_empty_array() {
+        let key = [Value::String(Some("x".into()))];
+        assert_eq!(keys(&[(7, &key[..])]).expect("encodes"), "[[7,\"x\"]]");
+        assert_eq!(keys(&[]).expect("encodes"), "[]");
     }
 
     #[test]
