@@ -97,6 +97,19 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// parameters.
     const ROWS_AS_JSON: bool;
 
+    /// Whether rows known to be new are stored with `COPY … FROM STDIN` ([`Backend::copy_in`]) rather than through
+    /// the upsert statement: COPY neither plans nor evaluates a statement per row, nor inserts speculatively as
+    /// `ON CONFLICT` does.
+    const COPY_NEW_ROWS: bool;
+
+    /// Runs `statement` (`COPY … FROM STDIN`) with `data` in its text format; returns the rows stored. Called only
+    /// where [`Backend::COPY_NEW_ROWS`] holds.
+    async fn copy_in(
+        conn: &mut Self::Conn,
+        statement: String,
+        data: Vec<u8>,
+    ) -> Result<u64, sqlx::Error>;
+
     /// A statement that serialises legacy adoptions of one table until the transaction ends (`key` names the
     /// table); `None` when the transaction alone does (a writer that holds the database's only write lock).
     fn exclusive_lock(key: i64) -> Option<SelectStatement>;
@@ -700,6 +713,64 @@ impl<B: Backend> SqlUnit<B> {
         query::run_upsert::<B>(&mut self.tx, spec, rows).await
     }
 
+    /// The enrolments of `chunk` (at `first` in `merged`) by COPY where the look-up finds none stored, and with the
+    /// upsert statement where it finds a later one; the stored times found go to `stored`. `false`, and nothing
+    /// written, when a key turned out to be taken after all (the caller then writes the chunk with the upsert
+    /// statement alone).
+    async fn enroll_by_copy(
+        &mut self,
+        merged: &[Enrollment],
+        first: usize,
+        chunk: &[Enrollment],
+        lookup: &sea_query::SelectStatement,
+        stored: &mut HashMap<EnrollmentKey, DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        let table = "program_enrollments";
+        let mut found: HashMap<i64, DateTime<Utc>> = HashMap::new();
+        for row in fetch::<B>(&mut self.tx, lookup, "enrolling").await? {
+            found.insert(
+                rows::ord(&row, table)?,
+                rows::timestamp(&row, "enrolled_at", table)?,
+            );
+        }
+        let fresh: Vec<Vec<Value>> = chunk
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !found.contains_key(&position(first + i)))
+            .map(|(_, e)| query::enrollment_values::<B>(e))
+            .collect();
+        if !fresh.is_empty()
+            && !query::copy_rows::<B>(
+                &mut self.tx,
+                table,
+                query::ENROLLMENT_COLUMNS,
+                fresh.iter().map(Vec::as_slice),
+                "enrolling",
+            )
+            .await?
+        {
+            return Ok(false);
+        }
+        let earlier: Vec<Enrollment> = chunk
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| {
+                found
+                    .get(&position(first + i))
+                    .is_some_and(|at| e.enrolled_at < *at)
+            })
+            .map(|(_, e)| *e)
+            .collect();
+        if !earlier.is_empty() {
+            let upsert = query::upsert_enrollments::<B>(&earlier)?;
+            fetch::<B>(&mut self.tx, &upsert, "enrolling").await?;
+        }
+        for (ord, at_time) in found {
+            stored.insert(enrollment_key(at(merged, ord, table)?), at_time);
+        }
+        Ok(true)
+    }
+
     /// Looks stored activities up by key (each key once), in as few statements as the bind limit allows.
     async fn stored_activities<K: Clone + Eq + Hash>(
         &mut self,
@@ -738,23 +809,48 @@ impl<B: Backend> SqlUnit<B> {
         let doing = format!("upserting {}", spec.table);
         let mut written = Vec::with_capacity(writes.len());
         for chunk in writes.chunks(per_statement) {
-            let lookup = spec.lookup::<B>(chunk.iter().map(|w| (w.ord, w.key.as_slice())))?;
-            let upsert = spec.upsert::<B>(chunk)?;
-            let (before, changed) =
-                query::write_with_lookup::<B>(&mut self.tx, spec.table, lookup, upsert, &doing)
-                    .await?;
-            let mut existed = HashMap::with_capacity(before.len());
-            for row in &before {
-                let (ord, stored) = rows::stored_activity(row, spec.table)?;
-                existed.insert(ord, stored.id);
+            // Where the backend can, the rows whose keys are new are stored by COPY first; the upsert statement
+            // then carries only the others.
+            let copied = if B::COPY_NEW_ROWS {
+                let present = spec.lookup::<B>(chunk.iter().map(|w| (w.ord, w.key.as_slice())))?;
+                query::copy_new_rows::<B>(
+                    &mut self.tx,
+                    spec.table,
+                    spec.columns,
+                    &present.stmt,
+                    chunk.iter().map(|w| (w.ord, w.values.as_slice())),
+                    &doing,
+                )
+                .await?
+            } else {
+                HashSet::new()
+            };
+            let rest: Vec<&query::KeyedWrite> =
+                chunk.iter().filter(|w| !copied.contains(&w.ord)).collect();
+            let mut existed = HashMap::new();
+            let mut changed = HashSet::new();
+            if !rest.is_empty() {
+                let lookup = spec.lookup::<B>(rest.iter().map(|w| (w.ord, w.key.as_slice())))?;
+                let upsert = spec.upsert::<B>(rest.iter().copied())?;
+                let (before, ids) =
+                    query::write_with_lookup::<B>(&mut self.tx, spec.table, lookup, upsert, &doing)
+                        .await?;
+                for row in &before {
+                    let (ord, stored) = rows::stored_activity(row, spec.table)?;
+                    existed.insert(ord, stored.id);
+                }
+                changed = ids;
             }
             for w in chunk {
-                written.push(outcome(
-                    w.id,
-                    existed.get(&w.ord).copied(),
-                    &changed,
-                    spec.table,
-                )?);
+                let before = existed.get(&w.ord).copied();
+                if copied.contains(&w.ord) {
+                    written.push(Written {
+                        id: w.id,
+                        outcome: RowOutcome::Inserted,
+                    });
+                } else {
+                    written.push(outcome(w.id, before, &changed, spec.table)?);
+                }
             }
         }
         Ok(written)
@@ -1150,6 +1246,13 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
                     .enumerate()
                     .map(|(i, k)| (position(first + i), k.as_slice())),
             )?;
+            if B::COPY_NEW_ROWS
+                && self
+                    .enroll_by_copy(&merged, first, chunk, &lookup.stmt, &mut stored)
+                    .await?
+            {
+                continue;
+            }
             let upsert = query::upsert_enrollments::<B>(chunk)?;
             let (before, _) =
                 query::write_with_lookup::<B>(&mut self.tx, table, lookup, upsert, "enrolling")

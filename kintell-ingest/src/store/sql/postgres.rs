@@ -7,7 +7,7 @@
 //! The import's keyed writes, which need the id of every row (unchanged ones too), put the upsert in a `WITH` and
 //! read the rows it found from the statement's snapshot in the same statement.
 
-use super::{Backend, SqlRow, SqlStore, delegate_ports};
+use super::{Backend, SqlRow, SqlStore, delegate_ports, rowdoc};
 use crate::ports::BoxError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -57,6 +57,22 @@ impl Backend for PostgresBackend {
 
     const ROWS_AS_JSON: bool = true;
 
+    const COPY_NEW_ROWS: bool = true;
+
+    async fn copy_in(
+        conn: &mut PgConnection,
+        statement: String,
+        data: Vec<u8>,
+    ) -> Result<u64, sqlx::Error> {
+        let mut copy = conn.copy_in_raw(&statement).await?;
+        if let Err(e) = copy.send(data).await {
+            // The connection is told to end the COPY, so it stays usable (in the failed transaction).
+            let _ = copy.abort(e.to_string()).await;
+            return Err(e);
+        }
+        copy.finish().await
+    }
+
     fn exclusive_lock(key: i64) -> Option<SelectStatement> {
         Some(
             Query::select()
@@ -95,7 +111,9 @@ impl Backend for PostgresBackend {
         sql: String,
         values: Values,
     ) -> Result<Vec<PgRow>, sqlx::Error> {
+        let persistent = !rowdoc::reads_document(&sql);
         sqlx::query_with(AssertSqlSafe(sql), SqlxValues(values))
+            .persistent(persistent)
             .fetch_all(conn)
             .await
     }
@@ -105,7 +123,9 @@ impl Backend for PostgresBackend {
         sql: String,
         values: Values,
     ) -> Result<u64, sqlx::Error> {
+        let persistent = !rowdoc::reads_document(&sql);
         sqlx::query_with(AssertSqlSafe(sql), SqlxValues(values))
+            .persistent(persistent)
             .execute(conn)
             .await
             .map(|r| r.rows_affected())

@@ -1,6 +1,6 @@
 //! Statements of the SQL stores, built with sea-query for either backend, and the multi-row upsert.
 
-use super::{Backend, fetch, rowdoc};
+use super::{Backend, fetch, position, rowdoc, translate};
 use crate::domain::{
     ActivityId, ActivityKind, Association, BatchId, BatchRecord, BeneficiaryGroup, Campaign,
     Company, CompletionKey, CompletionWrite, CourseStatus, Enrollment, EntityKind, MatchKey,
@@ -720,6 +720,18 @@ impl Upsert {
         Ok(stmt)
     }
 
+    /// The positions (`ord`) of the keys a stored row has, among `keys` (values of the conflict columns).
+    fn present<'a, B: Backend>(
+        &self,
+        keys: impl IntoIterator<Item = (i64, &'a [Value])>,
+    ) -> StoreResult<SelectStatement> {
+        let mut stmt = Query::select();
+        stmt.expr_as(ord_column(), "ord")
+            .from(keys_source::<B>(keys)?)
+            .inner_join(self.table, join_keys(self.table, self.conflict, None));
+        Ok(stmt)
+    }
+
     /// How many of the keys of `rows` exist already (for backends without an inserted marker).
     fn existing<B: Backend>(&self, rows: &[Vec<Value>]) -> SelectStatement {
         let positions = self.conflict_positions();
@@ -786,21 +798,160 @@ fn generations(rows: Vec<KeyedRow>) -> Vec<Vec<Vec<Value>>> {
     generations
 }
 
+/// Upserts rows whose keys are distinct: those no stored row has by COPY where the backend can, the others (or
+/// all) with the upsert statement.
 async fn upsert_chunk<B: Backend>(
     conn: &mut B::Conn,
     spec: &Upsert,
     rows: Vec<Vec<Value>>,
 ) -> StoreResult<UpsertCounts> {
     let doing = format!("upserting {}", spec.table);
+    if !B::COPY_NEW_ROWS {
+        return upsert_statement::<B>(conn, spec, rows, &doing).await;
+    }
+    let positions = spec.conflict_positions();
+    let keys: Vec<Vec<Value>> = rows
+        .iter()
+        .map(|r| {
+            positions
+                .iter()
+                .filter_map(|&p| r.get(p).cloned())
+                .collect()
+        })
+        .collect();
+    let present = spec.present::<B>(
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (position(i), k.as_slice())),
+    )?;
+    let copied = copy_new_rows::<B>(
+        conn,
+        spec.table,
+        spec.columns,
+        &present,
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| (position(i), r.as_slice())),
+        &doing,
+    )
+    .await?;
+    let mut counts = UpsertCounts {
+        inserted: copied.len() as u64,
+        ..UpsertCounts::default()
+    };
+    let rest: Vec<Vec<Value>> = rows
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !copied.contains(&position(*i)))
+        .map(|(_, r)| r)
+        .collect();
+    if !rest.is_empty() {
+        counts.add(upsert_statement::<B>(conn, spec, rest, &doing).await?);
+    }
+    Ok(counts)
+}
+
+/// The savepoint a COPY of new rows runs under, so that a key found taken undoes the COPY alone.
+const COPY_SAVEPOINT: &str = "kintell_copy_new_rows";
+
+/// Stores with `COPY … FROM STDIN` the rows (`(ord, values in the order of columns)`) whose `ord` the look-up
+/// `present` does not answer (no stored row has their key), and returns those positions.
+///
+/// Nothing is stored, and every row is left to the caller's upsert statement (which handles both cases), where the
+/// backend has no COPY, or when a key turns out to be taken after all: repeated among the rows, or stored by a
+/// concurrent transaction since the look-up. The COPY then fails on the unique index and is undone alone, by
+/// rolling back to a savepoint taken just before it; any other failure is the caller's error.
+pub(super) async fn copy_new_rows<'a, B: Backend>(
+    conn: &mut B::Conn,
+    table: &'static str,
+    columns: &[&str],
+    present: &SelectStatement,
+    rows: impl Iterator<Item = (i64, &'a [Value])>,
+    doing: &str,
+) -> StoreResult<HashSet<i64>> {
+    if !B::COPY_NEW_ROWS {
+        return Ok(HashSet::new());
+    }
+    let found = fetch::<B>(conn, present, doing)
+        .await?
+        .iter()
+        .map(|row| super::rows::ord(row, table))
+        .collect::<StoreResult<HashSet<i64>>>()?;
+    let fresh: Vec<(i64, &[Value])> = rows.filter(|(ord, _)| !found.contains(ord)).collect();
+    if fresh.is_empty() {
+        return Ok(HashSet::new());
+    }
+    if copy_rows::<B>(
+        conn,
+        table,
+        columns,
+        fresh.iter().map(|(_, values)| *values),
+        doing,
+    )
+    .await?
+    {
+        Ok(fresh.into_iter().map(|(ord, _)| ord).collect())
+    } else {
+        Ok(HashSet::new())
+    }
+}
+
+/// Stores `rows` (values in the order of `columns`) with `COPY … FROM STDIN`, under a savepoint: `false`, and
+/// nothing stored, when one of their keys is taken (the savepoint is then rolled back, and the transaction goes
+/// on); any other failure is an error.
+pub(super) async fn copy_rows<'a, B: Backend>(
+    conn: &mut B::Conn,
+    table: &'static str,
+    columns: &[&str],
+    rows: impl Iterator<Item = &'a [Value]>,
+    doing: &str,
+) -> StoreResult<bool> {
+    let data = rowdoc::copy_text(columns.len(), rows)?;
+    let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let statement = format!("COPY \"{table}\" ({}) FROM STDIN", names.join(", "));
+    savepoint::<B>(conn, format!("SAVEPOINT {COPY_SAVEPOINT}"), doing).await?;
+    match B::copy_in(conn, statement, data).await {
+        Ok(_) => {
+            savepoint::<B>(conn, format!("RELEASE SAVEPOINT {COPY_SAVEPOINT}"), doing).await?;
+            Ok(true)
+        }
+        Err(sqlx::Error::Database(db)) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+            savepoint::<B>(
+                conn,
+                format!("ROLLBACK TO SAVEPOINT {COPY_SAVEPOINT}"),
+                doing,
+            )
+            .await?;
+            savepoint::<B>(conn, format!("RELEASE SAVEPOINT {COPY_SAVEPOINT}"), doing).await?;
+            Ok(false)
+        }
+        Err(e) => Err(translate::<B>(e, doing)),
+    }
+}
+
+async fn savepoint<B: Backend>(conn: &mut B::Conn, sql: String, doing: &str) -> StoreResult<()> {
+    B::execute(conn, sql, sea_query::Values(Vec::new()))
+        .await
+        .map(drop)
+        .map_err(|e| translate::<B>(e, doing))
+}
+
+/// Upserts rows whose keys are distinct with one statement.
+async fn upsert_statement<B: Backend>(
+    conn: &mut B::Conn,
+    spec: &Upsert,
+    rows: Vec<Vec<Value>>,
+    doing: &str,
+) -> StoreResult<UpsertCounts> {
     let total = rows.len() as u64;
     let existed = match B::inserted_marker() {
         Some(_) => None,
         None => {
-            let counted = fetch::<B>(conn, &spec.existing::<B>(&rows), &doing).await?;
+            let counted = fetch::<B>(conn, &spec.existing::<B>(&rows), doing).await?;
             Some(super::rows::count(counted.first(), spec.table)?)
         }
     };
-    let returned = fetch::<B>(conn, &spec.statement::<B>(rows)?, &doing).await?;
+    let returned = fetch::<B>(conn, &spec.statement::<B>(rows)?, doing).await?;
     let changed = returned.len() as u64;
     let unchanged = total.saturating_sub(changed);
     let inserted = match existed {
@@ -929,7 +1080,7 @@ pub(super) struct KeyedWrite {
 pub(super) struct ActivitySpec {
     pub(super) table: &'static str,
     /// The inserted columns, in the order of [`KeyedWrite::values`].
-    columns: &'static [&'static str],
+    pub(super) columns: &'static [&'static str],
     /// The natural key (the conflict target), in the order of [`KeyedWrite::key`].
     key: &'static [&'static str],
     /// A key column with a fixed value, left out of [`KeyedWrite::key`] (`source_system` of sessions).
@@ -1105,7 +1256,10 @@ impl ActivitySpec {
     ///
     /// A changed row takes the data, the new lineage (`batch_id`, `source_row_number`) and `updated_at`, keeps
     /// `first_batch_id` and `created_at`, and keeps its instance when the write gives none.
-    pub(super) fn upsert<B: Backend>(&self, rows: &[KeyedWrite]) -> StoreResult<InsertStatement> {
+    pub(super) fn upsert<'a, B: Backend>(
+        &self,
+        rows: impl IntoIterator<Item = &'a KeyedWrite>,
+    ) -> StoreResult<InsertStatement> {
         let t = self.table;
         let mut stmt = Query::insert();
         stmt.into_table(t).columns(self.columns.iter().copied());
@@ -1113,7 +1267,7 @@ impl ActivitySpec {
             &mut stmt,
             t,
             self.columns,
-            rows.iter().map(|r| Cow::Borrowed(r.values.as_slice())),
+            rows.into_iter().map(|r| Cow::Borrowed(r.values.as_slice())),
         )?;
         let mut conflict: Vec<&str> = self.key.to_vec();
         conflict.extend(self.fixed.map(|(c, _)| c));
@@ -1500,7 +1654,7 @@ const ENROLLMENTS: &str = "program_enrollments";
 /// The columns of an enrolment look-up.
 pub(super) const ENROLLMENT_LOOKUP: &[&str] = &["ord", "id", "enrolled_at"];
 
-const ENROLLMENT_COLUMNS: &[&str] = &[
+pub(super) const ENROLLMENT_COLUMNS: &[&str] = &[
     "id",
     "user_id",
     "program_instance_id",
@@ -1544,22 +1698,25 @@ pub(super) fn enrollment_lookup<'a, B: Backend>(
     })
 }
 
+/// The values of an enrolment, in the order of [`ENROLLMENT_COLUMNS`].
+pub(super) fn enrollment_values<B: Backend>(e: &Enrollment) -> Vec<Value> {
+    vec![
+        uuid(e.id),
+        uuid(e.user_id.uuid()),
+        uuid(e.program_instance_id.uuid()),
+        text(e.program_type.as_str()),
+        text(e.role.as_str()),
+        B::timestamp(Some(e.enrolled_at)),
+        text(crate::domain::EnrollmentStatus::Active.as_str()),
+    ]
+}
+
 /// Inserts enrolments; an existing one takes only an earlier `enrolled_at`.
 pub(super) fn upsert_enrollments<B: Backend>(rows: &[Enrollment]) -> StoreResult<InsertStatement> {
     let mut stmt = Query::insert();
     stmt.into_table(ENROLLMENTS)
         .columns(ENROLLMENT_COLUMNS.iter().copied());
-    let values = rows.iter().map(|e| {
-        Cow::Owned(vec![
-            uuid(e.id),
-            uuid(e.user_id.uuid()),
-            uuid(e.program_instance_id.uuid()),
-            text(e.program_type.as_str()),
-            text(e.role.as_str()),
-            B::timestamp(Some(e.enrolled_at)),
-            text(crate::domain::EnrollmentStatus::Active.as_str()),
-        ])
-    });
+    let values = rows.iter().map(|e| Cow::Owned(enrollment_values::<B>(e)));
     insert_rows::<B>(&mut stmt, ENROLLMENTS, ENROLLMENT_COLUMNS, values)?;
     let mut on_conflict = OnConflict::columns(["user_id", "program_instance_id", "role"]);
     on_conflict.update_column("enrolled_at");

@@ -120,6 +120,19 @@ impl Backend for SqliteBackend {
 
     const ROWS_AS_JSON: bool = false;
 
+    /// SQLite has no `COPY`; its multi-row prepared inserts are its bulk path.
+    const COPY_NEW_ROWS: bool = false;
+
+    async fn copy_in(
+        _conn: &mut SqliteConnection,
+        _statement: String,
+        _data: Vec<u8>,
+    ) -> Result<u64, sqlx::Error> {
+        Err(sqlx::Error::Configuration(
+            "SQLite has no COPY statement".into(),
+        ))
+    }
+
     /// Units of work begin `IMMEDIATE`: they hold the write lock from the start.
     fn exclusive_lock(_key: i64) -> Option<SelectStatement> {
         None
