@@ -669,8 +669,8 @@ impl<B: Backend> SqlUnit<B> {
         doing: &str,
     ) -> StoreResult<Vec<T>> {
         let mut found = Vec::new();
-        for chunk in keys.chunks(B::MAX_BINDS) {
-            let stmt = query::by_texts(table, column, chunk.iter().copied());
+        for chunk in keys.chunks(rows_per_statement::<B>(1)) {
+            let stmt = query::by_text_list::<B>(table, column, chunk)?;
             let rows = fetch::<B>(&mut self.tx, &stmt, doing).await?;
             for row in &rows {
                 found.push(parse(row)?);
@@ -769,6 +769,59 @@ impl<B: Backend> SqlUnit<B> {
             stored.insert(enrollment_key(at(merged, ord, table)?), at_time);
         }
         Ok(true)
+    }
+
+    /// Associations whose activities have none stored yet, by COPY; the others through the upsert statement.
+    ///
+    /// The general path ([`Self::upsert`]) also copies new rows, but from values built for the upsert statement,
+    /// which hold a copy of each explanation's JSON tree; here the explanations are written straight from the
+    /// records. The keys of `rows` are distinct.
+    async fn associate_by_copy(&mut self, rows: &[Association]) -> StoreResult<UpsertCounts> {
+        let spec = &query::UPSERT_ASSOCIATIONS;
+        let doing = "upserting activity_associations";
+        let mut counts = UpsertCounts::default();
+        for chunk in rows.chunks(rows_per_statement::<B>(spec.columns.len())) {
+            let keys: Vec<[Value; 2]> = chunk.iter().map(query::association_key).collect();
+            let present = spec.present::<B>(
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| (position(i), k.as_slice())),
+            )?;
+            let found = fetch::<B>(&mut self.tx, &present, doing)
+                .await?
+                .iter()
+                .map(|row| rows::ord(row, spec.table))
+                .collect::<StoreResult<HashSet<i64>>>()?;
+            let fresh = chunk
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !found.contains(&position(*i)))
+                .map(|(_, a)| query::association_copy_values(a))
+                .collect::<StoreResult<Vec<Vec<Value>>>>()?;
+            let copied = fresh.is_empty()
+                || query::copy_rows::<B>(
+                    &mut self.tx,
+                    spec.table,
+                    spec.columns,
+                    fresh.iter().map(Vec::as_slice),
+                    doing,
+                )
+                .await?;
+            if copied {
+                counts.inserted += fresh.len() as u64;
+            }
+            // The stored ones; or, when a key was taken meanwhile, all of them, as the general path writes them.
+            let rest: Vec<query::KeyedRow> = chunk
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !copied || found.contains(&position(*i)))
+                .map(|(_, a)| query::association_row::<B>(a))
+                .collect();
+            if !rest.is_empty() {
+                counts.add(self.upsert(spec, rest).await?);
+            }
+        }
+        Ok(counts)
     }
 
     /// Looks stored activities up by key (each key once), in as few statements as the bind limit allows.
@@ -1022,6 +1075,14 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
 
     async fn upsert_associations(&mut self, rows: &[Association]) -> StoreResult<UpsertCounts> {
         self.check_batches(rows).await?;
+        let mut keys = HashSet::with_capacity(rows.len());
+        if B::COPY_NEW_ROWS
+            && rows
+                .iter()
+                .all(|a| keys.insert((a.activity_kind, a.activity_id)))
+        {
+            return self.associate_by_copy(rows).await;
+        }
         let rows = rows.iter().map(query::association_row::<B>).collect();
         self.upsert(&query::UPSERT_ASSOCIATIONS, rows).await
     }

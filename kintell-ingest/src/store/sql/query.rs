@@ -180,6 +180,30 @@ pub(super) fn by_texts<'a>(
         .to_owned()
 }
 
+/// The rows whose text `column` is one of `keys`, in as few statements as the backend allows: where rows travel
+/// as JSON, the keys are one document (`column IN (SELECT json_array_elements_text(…))`), one parameter and one
+/// statement text whatever their number; else an `IN` list of bind parameters.
+pub(super) fn by_text_list<B: Backend>(
+    table: Table,
+    column: &'static str,
+    keys: &[&str],
+) -> StoreResult<SelectStatement> {
+    if !B::ROWS_AS_JSON {
+        return Ok(by_texts(table, column, keys.iter().copied()));
+    }
+    let doc = serde_json::to_string(keys).map_err(|e| StoreError::Backend {
+        message: "writing a JSON key document".to_owned(),
+        source: Box::new(e),
+    })?;
+    let mut list = Query::select();
+    list.expr(
+        Func::cust("json_array_elements_text").arg(Func::cast_as(Value::String(Some(doc)), "json")),
+    );
+    Ok(select(table)
+        .and_where(Expr::col(column).in_subquery(list))
+        .to_owned())
+}
+
 /// `COUNT(*)` of a table, as column `n`.
 pub(super) fn count(table: &'static str) -> SelectStatement {
     Query::select()
@@ -410,6 +434,39 @@ pub(super) fn association_row<B: Backend>(a: &Association) -> KeyedRow {
     }
 }
 
+/// The key of an association: the activity's kind and id.
+pub(super) fn association_key(a: &Association) -> [Value; 2] {
+    [text(a.activity_kind.as_str()), uuid(a.activity_id.uuid())]
+}
+
+/// The values of [`association_row`] for COPY's text format, with `reasons` and `candidates` as their JSON text,
+/// written from the documents where they are rather than from copies of them (COPY reads a `jsonb` column from
+/// its text).
+pub(super) fn association_copy_values(a: &Association) -> StoreResult<Vec<Value>> {
+    let json = |v: &serde_json::Value| {
+        serde_json::to_string(v).map_err(|e| StoreError::Backend {
+            message: "writing an association's explanation".to_owned(),
+            source: Box::new(e),
+        })
+    };
+    Ok(vec![
+        uuid(a.id.uuid()),
+        text(a.activity_kind.as_str()),
+        uuid(a.activity_id.uuid()),
+        opt_uuid(a.campaign_id.map(|c| c.uuid())),
+        opt_uuid(a.program_instance_id.map(|i| i.uuid())),
+        Value::SmallInt(Some(i16::from(a.confidence.get()))),
+        text(a.decision.as_str()),
+        Value::String(Some(json(&a.reasons)?)),
+        text(&a.policy_version),
+        Value::String(Some(json(&a.candidates)?)),
+        opt_uuid(a.batch_id.map(|b| b.uuid())),
+        opt_uuid(a.run_id.map(|r| r.uuid())),
+        opt_text(a.decided_by.as_deref()),
+        Value::ChronoDateTimeUtc(a.decided_at),
+    ])
+}
+
 // --- Batches -------------------------------------------------------------------------------------------------
 
 /// Inserts a new batch (`pending`, counters 0, `updated_at = created_at`) and returns it as stored.
@@ -550,9 +607,9 @@ fn build_error(e: sea_query::error::Error) -> StoreError {
 /// How one kind of row is upserted.
 pub(super) struct Upsert {
     /// The table.
-    table: &'static str,
+    pub(super) table: &'static str,
     /// The inserted columns, in the order of [`KeyedRow::values`].
-    columns: &'static [&'static str],
+    pub(super) columns: &'static [&'static str],
     /// The conflict target: the primary key, or the natural key for associations.
     conflict: &'static [&'static str],
     /// The columns an update overwrites; the row changes only when one of them differs.
@@ -721,7 +778,7 @@ impl Upsert {
     }
 
     /// The positions (`ord`) of the keys a stored row has, among `keys` (values of the conflict columns).
-    fn present<'a, B: Backend>(
+    pub(super) fn present<'a, B: Backend>(
         &self,
         keys: impl IntoIterator<Item = (i64, &'a [Value])>,
     ) -> StoreResult<SelectStatement> {

@@ -67,15 +67,15 @@ pub(super) fn keys(keys: &[(i64, &[Value])]) -> StoreResult<String> {
     finish(out)
 }
 
-/// Whether a statement reads a row document (its rows or keys expanded by `json_populate_recordset` or
-/// `json_array_elements`).
+/// Whether a statement reads a row document (its rows or keys expanded by `json_populate_recordset`,
+/// `json_array_elements` or `json_array_elements_text`).
 ///
 /// PostgreSQL plans such a statement for the data it is given only when it is prepared for one use: a statement
 /// prepared once per connection may switch, after five runs, to a generic plan made while the tables were small (an
 /// import starts on empty tables), which then never changes as they grow (a look-up of a chunk's keys planned as a
 /// scan of the whole table stays one). Planning a statement of thousands of rows costs little next to running it.
 pub(super) fn reads_document(sql: &str) -> bool {
-    sql.contains("json_populate_recordset(") || sql.contains("json_array_elements(")
+    sql.contains("json_populate_recordset(") || sql.contains("json_array_elements")
 }
 
 /// The SQL type a key value of this kind is read back as from its JSON text (`->>`), for a typed column list;
