@@ -909,9 +909,17 @@ async fn finish(
             Link::Scored(scored) => links.scored(judge, kind, w, scored),
             Link::Kept => {}
         }
+        if links.associations.len() >= ASSOCIATIONS_PER_WRITE {
+            unit.upsert_associations(&links.associations).await?;
+            links.associations.clear();
+        }
     }
     links.write(unit).await
 }
+
+/// The most association records a chunk holds before writing them: each carries its explanation as JSON trees of
+/// a few kilobytes, which for a whole chunk would weigh more than the rest of it.
+const ASSOCIATIONS_PER_WRITE: usize = 2_500;
 
 /// The instances the rows name (one query), plus the batch's own; none when the batch's instance is explicit.
 async fn named_instances<'a>(
