@@ -338,6 +338,8 @@ struct People {
     create: bool,
     planned: Vec<User>,
     planned_emails: HashSet<Email>,
+    /// The tags of a person without any.
+    no_tags: Tags,
 }
 
 impl People {
@@ -358,6 +360,7 @@ impl People {
             create,
             planned: Vec::new(),
             planned_emails: HashSet::new(),
+            no_tags: Tags::default(),
         })
     }
 
@@ -401,10 +404,10 @@ impl People {
     }
 
     /// The company and tags of a person (a user to be created has neither).
-    fn profile(&self, id: UserId) -> (Option<CompanyId>, Tags) {
+    fn profile(&self, id: UserId) -> (Option<CompanyId>, &Tags) {
         self.users
             .get(&id)
-            .map_or((None, Tags::default()), |u| (u.company_id, u.tags.clone()))
+            .map_or((None, &self.no_tags), |u| (u.company_id, &u.tags))
     }
 
     async fn create(&self, unit: &mut dyn UnitOfWork) -> StoreResult<()> {
@@ -645,7 +648,7 @@ async fn write_sessions(
                     row.scheduled_at,
                     row.completed_at,
                     resolve_company(volunteer_company, participant_company),
-                    &tags,
+                    tags,
                 );
                 let kept = stored
                     .get(&row.session_id)
@@ -752,7 +755,7 @@ async fn write_matches(
                 let facts = ActivityFacts::buddy_match(
                     row.matched_at,
                     resolve_company(buddy_company, participant_company),
-                    &tags,
+                    tags,
                 );
                 let kept = stored
                     .get(&key)
@@ -845,7 +848,7 @@ async fn write_completions(
             Some(i) => Link::Explicit(i, roles, row.completed_at),
             None => {
                 let (company, tags) = people.profile(user_id);
-                let facts = ActivityFacts::course_completion(row.completed_at, company, &tags);
+                let facts = ActivityFacts::course_completion(row.completed_at, company, tags);
                 let kept = stored
                     .get(&key)
                     .is_some_and(|s| sticky.contains(&ActivityId(s.id)));

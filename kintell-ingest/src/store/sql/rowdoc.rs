@@ -111,10 +111,11 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> StoreResult<()> {
         Value::ChronoDate(Some(d)) => {
             write_display(out, format_args!("\"{}\"", d.format("%Y-%m-%d")))?
         }
-        Value::ChronoDateTimeUtc(Some(t)) => write_display(
-            out,
-            format_args!("\"{}\"", t.format("%Y-%m-%dT%H:%M:%S%.6fZ")),
-        )?,
+        Value::ChronoDateTimeUtc(Some(t)) => {
+            out.push(b'"');
+            write_timestamp(out, t)?;
+            out.push(b'"');
+        }
         Value::Json(Some(j)) => serde_json::to_writer(&mut *out, j.as_ref()).map_err(doc_error)?,
         Value::Bool(None)
         | Value::TinyInt(None)
@@ -183,9 +184,7 @@ fn write_copy_value(out: &mut Vec<u8>, scratch: &mut Vec<u8>, value: &Value) -> 
         Value::String(Some(s)) => escape_copy(out, s.as_bytes()),
         Value::Uuid(Some(u)) => write_display(out, u.hyphenated())?,
         Value::ChronoDate(Some(d)) => write_display(out, d.format("%Y-%m-%d"))?,
-        Value::ChronoDateTimeUtc(Some(t)) => {
-            write_display(out, t.format("%Y-%m-%dT%H:%M:%S%.6fZ"))?;
-        }
+        Value::ChronoDateTimeUtc(Some(t)) => write_timestamp(out, t)?,
         Value::Json(Some(j)) => {
             scratch.clear();
             serde_json::to_writer(&mut *scratch, j.as_ref()).map_err(doc_error)?;
@@ -219,16 +218,44 @@ fn is_null(value: &Value) -> bool {
     )
 }
 
-fn escape_copy(out: &mut Vec<u8>, text: &[u8]) {
-    for &b in text {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.push(b),
-        }
+/// Appends `text` with COPY's escapes, copying the runs between special bytes whole.
+fn escape_copy(out: &mut Vec<u8>, mut text: &[u8]) {
+    while let Some(i) = text
+        .iter()
+        .position(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t'))
+    {
+        out.extend_from_slice(&text[..i]);
+        out.extend_from_slice(match text[i] {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => b"\\t",
+        });
+        text = &text[i + 1..];
     }
+    out.extend_from_slice(text);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, truncated), written without parsing a format string per value.
+fn write_timestamp(out: &mut Vec<u8>, t: &chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    // Years of other widths and leap seconds (carried in the nanoseconds) take chrono's own formatting.
+    if !(0..=9999).contains(&year) || t.nanosecond() >= 1_000_000_000 {
+        return write_display(out, t.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
+    }
+    write_display(
+        out,
+        format_args!(
+            "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond() / 1_000
+        ),
+    )
 }
 
 fn doc_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -282,6 +309,40 @@ mod tests {
                 "b": true,
             }])
         );
+    }
+
+    #[test]
+    fn timestamps_are_written_as_chronos_format_writes_them() {
+        let base = Utc
+            .with_ymd_and_hms(2024, 12, 31, 23, 59, 59)
+            .single()
+            .expect("valid time");
+        let times = [
+            base,
+            base + chrono::Duration::nanoseconds(999_999_999),
+            base + chrono::Duration::nanoseconds(1_500),
+            Utc.with_ymd_and_hms(7, 1, 2, 3, 4, 5)
+                .single()
+                .expect("valid time"),
+            Utc.with_ymd_and_hms(-44, 3, 15, 12, 0, 0)
+                .single()
+                .expect("valid time"),
+            Utc.with_ymd_and_hms(12_345, 6, 7, 8, 9, 10)
+                .single()
+                .expect("valid time"),
+            chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+                .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_250_000_000))
+                .expect("a leap second")
+                .and_utc(),
+        ];
+        for t in times {
+            let mut out = Vec::new();
+            write_timestamp(&mut out, &t).expect("writes");
+            assert_eq!(
+                String::from_utf8(out).expect("UTF-8"),
+                t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+            );
+        }
     }
 
     #[test]
