@@ -6,7 +6,9 @@
 //! under the chunk's keys in one query, for `duplicate_in_file`. Then every record is judged in file order (the
 //! checks that need the database, in header order, the first problem deciding the code), and the chunk's writes
 //! follow: users to create, the activity rows with their lineage, the `explicit` associations and enrolments of
-//! linked rows, and the row errors. The caller saves the batch's checkpoint in the same unit.
+//! linked rows, and the row errors. The caller saves the batch's checkpoint in the same unit. Association records
+//! are the one exception to "one upsert per table": they are written [`ASSOCIATIONS_PER_WRITE`] at a time, because
+//! their explanations, held for a whole chunk, would weigh more than the rest of it.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;

@@ -56,6 +56,7 @@ macro_rules! ingest_tests {
                 cancel_requests_are_honoured_between_chunks,
                 a_stop_signal_pauses_between_chunks_and_a_resume_completes,
                 one_call_per_table_per_chunk,
+                a_large_chunk_writes_its_associations_in_parts,
                 the_error_csv_escapes_formulas,
                 the_users_export_merges_with_stored_users,
                 program_refs_and_explicit_instances_link_rows,
@@ -1536,6 +1537,59 @@ pub mod checks {
         assert_eq!(seen[0], seen[1]);
         expect!["batches_by_file_name=1 batches_by_hash=2 begin=4 get_batch=4 instance_by_slug=1 load_catalog=1 save_batch=2 uow.batches_by_hash=1 uow.commit=4 uow.insert_batch=1 uow.put_row_errors=3 uow.save_batch=3 uow.stored_sessions=3 uow.upsert_associations=3 uow.upsert_enrollments=3 uow.upsert_sessions=3 uow.upsert_users=3 uow.users_by_email=3"]
             .assert_eq(&seen[0]);
+    }
+
+    /// A chunk writes its association records in parts of 2,500 (their explanations weigh more than the rest of
+    /// the chunk), one call each, and every stored row is associated.
+    pub async fn a_large_chunk_writes_its_associations_in_parts(backend: &Backend) {
+        let (store, _g) = with_catalog(backend).await;
+        let clock = ManualClock::new();
+        let probe = Probe::new(store.clone());
+        let ing = ingestor(&probe.store(), &clock).chunk_size(6_000);
+        let bytes = kintell_ingest::synthetic::SessionsSpec::new(6_000).to_bytes();
+        let r = import(
+            &ing,
+            ImportRequest::from_bytes("mentors_for_ukraine_2024_q4.csv", bytes)
+                .create_missing_users(true),
+        )
+        .await;
+        check(
+            &r,
+            expect![
+                "completed kintell-sessions rows=6000 processed=6000 inserted=6000 updated=0 skipped=0 errors=0 explicit=6000 auto=0 review=0 ignored=0 none=0"
+            ],
+        );
+        let calls: Vec<(String, usize)> = probe
+            .counts()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("uow.upsert_"))
+            .map(|(name, n)| (name.to_string(), n))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                ("uow.upsert_associations".to_owned(), 3),
+                ("uow.upsert_enrollments".to_owned(), 1),
+                ("uow.upsert_sessions".to_owned(), 1),
+                ("uow.upsert_users".to_owned(), 1),
+            ]
+        );
+        let forced = import(
+            &ingestor(&store, &clock).chunk_size(6_000),
+            ImportRequest::from_bytes(
+                "mentors_for_ukraine_2024_q4.csv",
+                kintell_ingest::synthetic::SessionsSpec::new(6_000).to_bytes(),
+            )
+            .create_missing_users(true)
+            .force(true),
+        )
+        .await;
+        check(
+            &forced,
+            expect![
+                "completed kintell-sessions rows=6000 processed=6000 inserted=0 updated=0 skipped=6000 errors=0 explicit=6000 auto=0 review=0 ignored=0 none=0"
+            ],
+        );
     }
 
     /// The error CSV: the original header and values, then where and why; formula-like cells escaped.
