@@ -796,7 +796,7 @@ impl<B: Backend> SqlUnit<B> {
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| !found.contains(&position(*i)))
-                .map(|(_, a)| query::association_copy_values(a))
+                .map(|(_, a)| query::association_copy_values::<B>(a))
                 .collect::<StoreResult<Vec<Vec<Value>>>>()?;
             let copied = fresh.is_empty()
                 || query::copy_rows::<B>(

@@ -415,23 +415,32 @@ pub(super) fn user_row<B: Backend>(u: &User) -> KeyedRow {
 pub(super) fn association_row<B: Backend>(a: &Association) -> KeyedRow {
     KeyedRow {
         key: (a.activity_kind.as_str(), a.activity_id.uuid()),
-        values: vec![
-            uuid(a.id.uuid()),
-            text(a.activity_kind.as_str()),
-            uuid(a.activity_id.uuid()),
-            opt_uuid(a.campaign_id.map(|c| c.uuid())),
-            opt_uuid(a.program_instance_id.map(|i| i.uuid())),
-            Value::SmallInt(Some(i16::from(a.confidence.get()))),
-            text(a.decision.as_str()),
-            B::json(Some(&a.reasons)),
-            text(&a.policy_version),
-            B::json(Some(&a.candidates)),
-            opt_uuid(a.batch_id.map(|b| b.uuid())),
-            opt_uuid(a.run_id.map(|r| r.uuid())),
-            opt_text(a.decided_by.as_deref()),
-            B::timestamp(a.decided_at),
-        ],
+        values: association_values::<B>(a, B::json(Some(&a.reasons)), B::json(Some(&a.candidates))),
     }
+}
+
+/// The values of an association in the order of its columns, with its explanation as given.
+fn association_values<B: Backend>(
+    a: &Association,
+    reasons: Value,
+    candidates: Value,
+) -> Vec<Value> {
+    vec![
+        uuid(a.id.uuid()),
+        text(a.activity_kind.as_str()),
+        uuid(a.activity_id.uuid()),
+        opt_uuid(a.campaign_id.map(|c| c.uuid())),
+        opt_uuid(a.program_instance_id.map(|i| i.uuid())),
+        Value::SmallInt(Some(i16::from(a.confidence.get()))),
+        text(a.decision.as_str()),
+        reasons,
+        text(&a.policy_version),
+        candidates,
+        opt_uuid(a.batch_id.map(|b| b.uuid())),
+        opt_uuid(a.run_id.map(|r| r.uuid())),
+        opt_text(a.decided_by.as_deref()),
+        B::timestamp(a.decided_at),
+    ]
 }
 
 /// The key of an association: the activity's kind and id.
@@ -442,29 +451,20 @@ pub(super) fn association_key(a: &Association) -> [Value; 2] {
 /// The values of [`association_row`] for COPY's text format, with `reasons` and `candidates` as their JSON text,
 /// written from the documents where they are rather than from copies of them (COPY reads a `jsonb` column from
 /// its text).
-pub(super) fn association_copy_values(a: &Association) -> StoreResult<Vec<Value>> {
+pub(super) fn association_copy_values<B: Backend>(a: &Association) -> StoreResult<Vec<Value>> {
     let json = |v: &serde_json::Value| {
-        serde_json::to_string(v).map_err(|e| StoreError::Backend {
-            message: "writing an association's explanation".to_owned(),
-            source: Box::new(e),
-        })
+        serde_json::to_string(v)
+            .map(|text| Value::String(Some(text)))
+            .map_err(|e| StoreError::Backend {
+                message: "writing an association's explanation".to_owned(),
+                source: Box::new(e),
+            })
     };
-    Ok(vec![
-        uuid(a.id.uuid()),
-        text(a.activity_kind.as_str()),
-        uuid(a.activity_id.uuid()),
-        opt_uuid(a.campaign_id.map(|c| c.uuid())),
-        opt_uuid(a.program_instance_id.map(|i| i.uuid())),
-        Value::SmallInt(Some(i16::from(a.confidence.get()))),
-        text(a.decision.as_str()),
-        Value::String(Some(json(&a.reasons)?)),
-        text(&a.policy_version),
-        Value::String(Some(json(&a.candidates)?)),
-        opt_uuid(a.batch_id.map(|b| b.uuid())),
-        opt_uuid(a.run_id.map(|r| r.uuid())),
-        opt_text(a.decided_by.as_deref()),
-        Value::ChronoDateTimeUtc(a.decided_at),
-    ])
+    Ok(association_values::<B>(
+        a,
+        json(&a.reasons)?,
+        json(&a.candidates)?,
+    ))
 }
 
 // --- Batches -------------------------------------------------------------------------------------------------

@@ -117,21 +117,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> StoreResult<()> {
             out.push(b'"');
         }
         Value::Json(Some(j)) => serde_json::to_writer(&mut *out, j.as_ref()).map_err(doc_error)?,
-        Value::Bool(None)
-        | Value::TinyInt(None)
-        | Value::SmallInt(None)
-        | Value::Int(None)
-        | Value::BigInt(None)
-        | Value::TinyUnsigned(None)
-        | Value::SmallUnsigned(None)
-        | Value::Unsigned(None)
-        | Value::BigUnsigned(None)
-        | Value::Double(None)
-        | Value::String(None)
-        | Value::Uuid(None)
-        | Value::ChronoDate(None)
-        | Value::ChronoDateTimeUtc(None)
-        | Value::Json(None) => out.extend_from_slice(b"null"),
+        null if is_null(null) => out.extend_from_slice(b"null"),
         other => {
             return Err(StoreError::Backend {
                 message: format!("a {other:?} cannot be sent in a JSON row document"),
