@@ -710,7 +710,7 @@ impl<B: Backend> SqlUnit<B> {
         spec: &query::Upsert,
         rows: Vec<query::KeyedRow>,
     ) -> StoreResult<UpsertCounts> {
-        query::run_upsert::<B>(&mut self.tx, spec, rows).await
+        query::run_upsert::<B>(&mut self.tx, spec, rows, true).await
     }
 
     /// The enrolments of `chunk` (at `first` in `merged`) by COPY where the look-up finds none stored, and with the
@@ -810,7 +810,8 @@ impl<B: Backend> SqlUnit<B> {
             if copied {
                 counts.inserted += fresh.len() as u64;
             }
-            // The stored ones; or, when a key was taken meanwhile, all of them, as the general path writes them.
+            // The stored ones (or, when a key was taken meanwhile, all of them) through the upsert statement, which
+            // needs no second look-up.
             let rest: Vec<query::KeyedRow> = chunk
                 .iter()
                 .enumerate()
@@ -818,7 +819,7 @@ impl<B: Backend> SqlUnit<B> {
                 .map(|(_, a)| query::association_row::<B>(a))
                 .collect();
             if !rest.is_empty() {
-                counts.add(self.upsert(spec, rest).await?);
+                counts.add(query::run_upsert::<B>(&mut self.tx, spec, rest, false).await?);
             }
         }
         Ok(counts)

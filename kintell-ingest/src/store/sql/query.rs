@@ -818,7 +818,8 @@ impl Upsert {
     }
 }
 
-/// Upserts `rows` in as few statements as the bind limit allows.
+/// Upserts `rows` in as few statements as the bind limit allows; with `copy_new`, where the backend can, the rows
+/// whose keys no stored row has are copied (see [`copy_new_rows`]).
 ///
 /// A key repeated within one call goes to a later statement, so each statement touches a row at most once (which
 /// PostgreSQL requires) and the counts are those of applying the rows one after another.
@@ -826,6 +827,7 @@ pub(super) async fn run_upsert<B: Backend>(
     conn: &mut B::Conn,
     spec: &Upsert,
     rows: Vec<KeyedRow>,
+    copy_new: bool,
 ) -> StoreResult<UpsertCounts> {
     let mut counts = UpsertCounts::default();
     let per_statement = super::rows_per_statement::<B>(spec.columns.len());
@@ -834,7 +836,7 @@ pub(super) async fn run_upsert<B: Backend>(
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(per_statement));
             let chunk = std::mem::replace(&mut rest, tail);
-            counts.add(upsert_chunk::<B>(conn, spec, chunk).await?);
+            counts.add(upsert_chunk::<B>(conn, spec, chunk, copy_new).await?);
         }
     }
     Ok(counts)
@@ -861,9 +863,10 @@ async fn upsert_chunk<B: Backend>(
     conn: &mut B::Conn,
     spec: &Upsert,
     rows: Vec<Vec<Value>>,
+    copy_new: bool,
 ) -> StoreResult<UpsertCounts> {
     let doing = format!("upserting {}", spec.table);
-    if !B::COPY_NEW_ROWS {
+    if !B::COPY_NEW_ROWS || !copy_new {
         return upsert_statement::<B>(conn, spec, rows, &doing).await;
     }
     let positions = spec.conflict_positions();
