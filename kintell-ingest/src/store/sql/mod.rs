@@ -44,6 +44,7 @@ use crate::store::lineage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, QueryBuilder, QueryStatementBuilder, SelectStatement, Value, Values};
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -787,35 +788,23 @@ impl<B: Backend> SqlUnit<B> {
                     .enumerate()
                     .map(|(i, k)| (position(i), k.as_slice())),
             )?;
-            let found = fetch::<B>(&mut self.tx, &present, doing)
-                .await?
-                .iter()
-                .map(|row| rows::ord(row, spec.table))
-                .collect::<StoreResult<HashSet<i64>>>()?;
-            let fresh = chunk
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !found.contains(&position(*i)))
-                .map(|(_, a)| query::association_copy_values::<B>(a))
-                .collect::<StoreResult<Vec<Vec<Value>>>>()?;
-            let copied = fresh.is_empty()
-                || query::copy_rows::<B>(
-                    &mut self.tx,
-                    spec.table,
-                    spec.columns,
-                    fresh.iter().map(Vec::as_slice),
-                    doing,
-                )
-                .await?;
-            if copied {
-                counts.inserted += fresh.len() as u64;
-            }
-            // The stored ones (or, when a key was taken meanwhile, all of them) through the upsert statement, which
-            // needs no second look-up.
+            let copied = query::copy_new_rows::<B, _>(
+                &mut self.tx,
+                spec.table,
+                spec.columns,
+                &present,
+                chunk.iter().enumerate().map(|(i, a)| (position(i), a)),
+                |a| query::association_copy_values::<B>(a).map(Cow::Owned),
+                doing,
+            )
+            .await?;
+            counts.inserted += copied.len() as u64;
+            // The others (all of them when a key was taken meanwhile) through the upsert statement, which needs no
+            // second look-up.
             let rest: Vec<query::KeyedRow> = chunk
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| !copied || found.contains(&position(*i)))
+                .filter(|(i, _)| !copied.contains(&position(*i)))
                 .map(|(_, a)| query::association_row::<B>(a))
                 .collect();
             if !rest.is_empty() {
@@ -867,12 +856,13 @@ impl<B: Backend> SqlUnit<B> {
             // then carries only the others.
             let copied = if B::COPY_NEW_ROWS {
                 let present = spec.lookup::<B>(chunk.iter().map(|w| (w.ord, w.key.as_slice())))?;
-                query::copy_new_rows::<B>(
+                query::copy_new_rows::<B, _>(
                     &mut self.tx,
                     spec.table,
                     spec.columns,
                     &present.stmt,
-                    chunk.iter().map(|w| (w.ord, w.values.as_slice())),
+                    chunk.iter().map(|w| (w.ord, w)),
+                    |w| Ok(Cow::Borrowed(w.values.as_slice())),
                     &doing,
                 )
                 .await?
@@ -896,15 +886,14 @@ impl<B: Backend> SqlUnit<B> {
                 changed = ids;
             }
             for w in chunk {
-                let before = existed.get(&w.ord).copied();
-                if copied.contains(&w.ord) {
-                    written.push(Written {
+                written.push(if copied.contains(&w.ord) {
+                    Written {
                         id: w.id,
                         outcome: RowOutcome::Inserted,
-                    });
+                    }
                 } else {
-                    written.push(outcome(w.id, before, &changed, spec.table)?);
-                }
+                    outcome(w.id, existed.get(&w.ord).copied(), &changed, spec.table)?
+                });
             }
         }
         Ok(written)

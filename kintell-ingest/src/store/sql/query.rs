@@ -884,14 +884,13 @@ async fn upsert_chunk<B: Backend>(
             .enumerate()
             .map(|(i, k)| (position(i), k.as_slice())),
     )?;
-    let copied = copy_new_rows::<B>(
+    let copied = copy_new_rows::<B, _>(
         conn,
         spec.table,
         spec.columns,
         &present,
-        rows.iter()
-            .enumerate()
-            .map(|(i, r)| (position(i), r.as_slice())),
+        rows.iter().enumerate().map(|(i, r)| (position(i), r)),
+        |r| Ok(Cow::Borrowed(r.as_slice())),
         &doing,
     )
     .await?;
@@ -914,46 +913,40 @@ async fn upsert_chunk<B: Backend>(
 /// The savepoint a COPY of new rows runs under, so that a key found taken undoes the COPY alone.
 const COPY_SAVEPOINT: &str = "kintell_copy_new_rows";
 
-/// Stores with `COPY … FROM STDIN` the rows (`(ord, values in the order of columns)`) whose `ord` the look-up
-/// `present` does not answer (no stored row has their key), and returns those positions.
+/// Stores with `COPY … FROM STDIN` the rows (`(ord, row)`) whose `ord` the look-up `present` does not answer (no
+/// stored row has their key), and returns those positions. `values` gives a row's values in the order of
+/// `columns`; it is called for those rows only.
 ///
-/// Nothing is stored, and every row is left to the caller's upsert statement (which handles both cases), where the
-/// backend has no COPY, or when a key turns out to be taken after all: repeated among the rows, or stored by a
-/// concurrent transaction since the look-up. The COPY then fails on the unique index and is undone alone, by
-/// rolling back to a savepoint taken just before it; any other failure is the caller's error.
-pub(super) async fn copy_new_rows<'a, B: Backend>(
+/// Nothing is stored, and every row is left to the caller's upsert statement (which handles both cases), when a key
+/// turns out to be taken after all: repeated among the rows, or stored by a concurrent transaction since the
+/// look-up. The COPY then fails on the unique index and is undone alone, by rolling back to a savepoint taken just
+/// before it; any other failure is the caller's error. Called only where [`Backend::COPY_NEW_ROWS`] holds.
+pub(super) async fn copy_new_rows<'a, B: Backend, T>(
     conn: &mut B::Conn,
     table: &'static str,
     columns: &[&str],
     present: &SelectStatement,
-    rows: impl Iterator<Item = (i64, &'a [Value])>,
+    rows: impl Iterator<Item = (i64, T)>,
+    values: impl Fn(T) -> StoreResult<Cow<'a, [Value]>>,
     doing: &str,
 ) -> StoreResult<HashSet<i64>> {
-    if !B::COPY_NEW_ROWS {
-        return Ok(HashSet::new());
-    }
     let found = fetch::<B>(conn, present, doing)
         .await?
         .iter()
         .map(|row| super::rows::ord(row, table))
         .collect::<StoreResult<HashSet<i64>>>()?;
-    let fresh: Vec<(i64, &[Value])> = rows.filter(|(ord, _)| !found.contains(ord)).collect();
-    if fresh.is_empty() {
+    let mut ords = HashSet::new();
+    let mut fresh = Vec::new();
+    for (ord, row) in rows.filter(|(ord, _)| !found.contains(ord)) {
+        ords.insert(ord);
+        fresh.push(values(row)?);
+    }
+    if fresh.is_empty()
+        || !copy_rows::<B>(conn, table, columns, fresh.iter().map(AsRef::as_ref), doing).await?
+    {
         return Ok(HashSet::new());
     }
-    if copy_rows::<B>(
-        conn,
-        table,
-        columns,
-        fresh.iter().map(|(_, values)| *values),
-        doing,
-    )
-    .await?
-    {
-        Ok(fresh.into_iter().map(|(ord, _)| ord).collect())
-    } else {
-        Ok(HashSet::new())
-    }
+    Ok(ords)
 }
 
 /// Stores `rows` (values in the order of `columns`) with `COPY … FROM STDIN`, under a savepoint: `false`, and
