@@ -12,6 +12,7 @@
 //! [`UnitOfWorkFactory::begin`], the caller does its look-ups and writes, then commits or rolls back. Dropping a unit
 //! of work without committing rolls it back.
 
+use crate::association::DecidedAssociation;
 use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, AssociationState,
     BatchId, BatchRecord, BatchStatus, BeneficiaryGroup, Campaign, CampaignId, Company, CompanyId,
@@ -349,6 +350,17 @@ pub trait UnitOfWork: Send {
     /// # Errors
     /// [`StoreError::MissingReference`] for an unknown campaign, instance, batch or run.
     async fn upsert_associations(&mut self, rows: &[Association]) -> StoreResult<UpsertCounts>;
+
+    /// Stores the associations an import or a backfill decided, exactly as [`Self::upsert_associations`] stores
+    /// their records ([`DecidedAssociation::to_record`]), which is what this provided method does. The SQL stores
+    /// write the explanations as JSON text straight from the outcomes instead of building the records' documents.
+    ///
+    /// # Errors
+    /// As [`Self::upsert_associations`].
+    async fn upsert_decided(&mut self, rows: &[DecidedAssociation]) -> StoreResult<UpsertCounts> {
+        let records: Vec<Association> = rows.iter().map(DecidedAssociation::to_record).collect();
+        self.upsert_associations(&records).await
+    }
 
     /// Creates a batch in status `pending`, counters 0, as part of this unit (a dry run creates its batch here, so
     /// that nothing of it outlives the rollback); returns it as stored.

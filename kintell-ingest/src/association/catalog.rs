@@ -98,6 +98,78 @@ impl Associator {
     ) -> Association {
         record(id, kind, activity, outcome, &self.policy.version, by)
     }
+
+    /// The association of `outcome` for one activity, to be stored, under this associator's policy (what
+    /// [`Self::record`] gives, without building the record's JSON documents).
+    pub fn decided(
+        &self,
+        id: AssociationId,
+        kind: ActivityKind,
+        activity: ActivityId,
+        outcome: Outcome,
+        by: DecidedBy,
+    ) -> DecidedAssociation {
+        DecidedAssociation {
+            id,
+            activity_kind: kind,
+            activity_id: activity,
+            outcome,
+            policy_version: self.policy.version.clone(),
+            decided_by: by,
+        }
+    }
+}
+
+/// An association an import or a backfill decided, as it goes to the store: the fields of its record, with the
+/// outcome as scoring returned it instead of the record's JSON documents of reasons and candidates.
+///
+/// A record's explanation weighs a few kilobytes as JSON values; a store writes it as text straight from the
+/// outcome ([`Outcome::reasons_text`], [`Outcome::candidates_text`]), and [`Self::to_record`] gives the
+/// [`Association`] it stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecidedAssociation {
+    /// Id (UUIDv7) for a new row; the store keeps an existing row's.
+    pub id: AssociationId,
+    /// Which table the activity is in.
+    pub activity_kind: ActivityKind,
+    /// The activity row.
+    pub activity_id: ActivityId,
+    /// The decision, with its campaign, instance, confidence, reasons and candidates.
+    pub outcome: Outcome,
+    /// Scoring policy version.
+    pub policy_version: String,
+    /// The batch or run that decided it.
+    pub decided_by: DecidedBy,
+}
+
+impl DecidedAssociation {
+    /// The record stored for it.
+    pub fn to_record(&self) -> Association {
+        record(
+            self.id,
+            self.activity_kind,
+            self.activity_id,
+            &self.outcome,
+            &self.policy_version,
+            self.decided_by,
+        )
+    }
+
+    /// The batch that decided it, for an import.
+    pub fn batch_id(&self) -> Option<BatchId> {
+        match self.decided_by {
+            DecidedBy::Batch(b) => Some(b),
+            DecidedBy::Run(_) => None,
+        }
+    }
+
+    /// The run that decided it, for a backfill.
+    pub fn run_id(&self) -> Option<RunId> {
+        match self.decided_by {
+            DecidedBy::Run(r) => Some(r),
+            DecidedBy::Batch(_) => None,
+        }
+    }
 }
 
 /// The association record of `outcome` for one activity, under policy `version`, with `id` for a new row.

@@ -10,7 +10,7 @@
 
 mod catalog;
 
-pub use catalog::{Associator, DecidedBy, record};
+pub use catalog::{Associator, DecidedAssociation, DecidedBy, record};
 
 use crate::domain::{
     CampaignId, CampaignStatus, CompanyId, InstanceId, InstanceStatus, ProgramType, Tag, Tags,

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use crate::association::{Associator, DecidedBy};
+use crate::association::{Associator, DecidedAssociation, DecidedBy};
 use crate::domain::{
-    ActivityId, Association, AssociationId, AssociationState, Decision, Enrollment, EnrollmentRole,
-    InstanceId, ProgramType, RunId, RunStats, SampleChange, Tally,
+    ActivityId, AssociationId, AssociationState, Decision, Enrollment, EnrollmentRole, InstanceId,
+    ProgramType, RunId, RunStats, SampleChange, Tally,
 };
 use crate::ports::BackfillRow;
 use crate::scoring::{ActivityFacts, Outcome, ReasonCode, resolve_company};
@@ -14,7 +14,7 @@ use crate::scoring::{ActivityFacts, Outcome, ReasonCode, resolve_company};
 /// What a page writes: associations to upsert, activities to link, people to enrol.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Writes {
-    pub(crate) associations: Vec<Association>,
+    pub(crate) associations: Vec<DecidedAssociation>,
     pub(crate) links: Vec<(ActivityId, InstanceId)>,
     pub(crate) enrolments: Vec<Enrollment>,
 }
@@ -107,13 +107,7 @@ impl Planner<'_> {
                 });
                 continue;
             }
-            writes.associations.push(self.associator.record(
-                AssociationId(new_id()),
-                row.kind,
-                row.id,
-                &outcome,
-                DecidedBy::Run(self.run),
-            ));
+            let id = AssociationId(new_id());
             if outcome.decision == Decision::Auto
                 && let Some(instance) = outcome.instance
             {
@@ -139,6 +133,13 @@ impl Planner<'_> {
                     }
                 }
             }
+            writes.associations.push(self.associator.decided(
+                id,
+                row.kind,
+                row.id,
+                outcome,
+                DecidedBy::Run(self.run),
+            ));
         }
         writes
     }
@@ -290,7 +291,7 @@ mod tests {
             writes
                 .associations
                 .iter()
-                .all(|a| a.run_id == Some(planner.run))
+                .all(|a| a.run_id() == Some(planner.run))
         );
     }
 

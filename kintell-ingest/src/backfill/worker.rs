@@ -358,7 +358,7 @@ async fn write(
     guard: &RunGuard,
 ) -> Result<bool, StoreError> {
     if !writes.associations.is_empty() {
-        unit.upsert_associations(&writes.associations).await?;
+        unit.upsert_decided(&writes.associations).await?;
     }
     if !writes.links.is_empty() {
         unit.set_activity_instances(kind, &writes.links).await?;

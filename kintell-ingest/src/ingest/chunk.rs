@@ -16,10 +16,10 @@ use std::hash::Hash;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::association::{Associator, DecidedBy};
+use crate::association::{Associator, DecidedAssociation, DecidedBy};
 use crate::batch::ErrorSummary;
 use crate::domain::{
-    ActivityId, ActivityKind, Association, AssociationId, BatchId, CompletionKey, CompletionRow,
+    ActivityId, ActivityKind, AssociationId, BatchId, CompletionKey, CompletionRow,
     CompletionWrite, DomainRow, Email, Enrollment, EnrollmentRole, InstanceId, Key, MatchKey,
     MatchRow, MatchWrite, PersonName, ProgramInstance, ProgramSlug, RowErrorRecord, RowOutcome,
     RowSource, SessionId, SessionRow, SessionWrite, StoredRow, Tags, User, UserId, UserRole,
@@ -423,7 +423,7 @@ impl People {
 /// The links of a chunk's stored rows: `explicit` associations and enrolments.
 #[derive(Default)]
 struct Links {
-    associations: Vec<Association>,
+    associations: Vec<DecidedAssociation>,
     enrollments: HashMap<(UserId, InstanceId, EnrollmentRole), Enrollment>,
 }
 
@@ -440,14 +440,14 @@ impl Links {
     ) {
         let outcome = Outcome::explicit(instance.id, instance.campaign_id);
         judge.outcome.associations.record(outcome.decision);
-        self.associations.push(crate::association::record(
-            AssociationId(uuid::Uuid::now_v7()),
-            kind,
-            ActivityId(activity.id),
-            &outcome,
-            &judge.ctx.policy_version,
-            DecidedBy::Batch(judge.ctx.batch_id),
-        ));
+        self.associations.push(DecidedAssociation {
+            id: AssociationId(uuid::Uuid::now_v7()),
+            activity_kind: kind,
+            activity_id: ActivityId(activity.id),
+            outcome,
+            policy_version: judge.ctx.policy_version.clone(),
+            decided_by: DecidedBy::Batch(judge.ctx.batch_id),
+        });
         self.enrol(instance.id, instance.program_type, people, at);
     }
 
@@ -463,18 +463,18 @@ impl Links {
             return;
         };
         judge.outcome.associations.record(scored.outcome.decision);
-        self.associations.push(scoring.associator.record(
-            AssociationId(uuid::Uuid::now_v7()),
-            kind,
-            ActivityId(activity.id),
-            &scored.outcome,
-            DecidedBy::Batch(judge.ctx.batch_id),
-        ));
         if let Some(instance) = scored.links()
             && let Some(program_type) = scoring.instance_types.get(&instance)
         {
             self.enrol(instance, *program_type, &scored.people, scored.at);
         }
+        self.associations.push(scoring.associator.decided(
+            AssociationId(uuid::Uuid::now_v7()),
+            kind,
+            ActivityId(activity.id),
+            scored.outcome,
+            DecidedBy::Batch(judge.ctx.batch_id),
+        ));
     }
 
     fn enrol(
@@ -501,7 +501,7 @@ impl Links {
 
     async fn write(self, unit: &mut dyn UnitOfWork) -> StoreResult<()> {
         if !self.associations.is_empty() {
-            unit.upsert_associations(&self.associations).await?;
+            unit.upsert_decided(&self.associations).await?;
         }
         if !self.enrollments.is_empty() {
             let mut rows: Vec<Enrollment> = self.enrollments.into_values().collect();
@@ -915,7 +915,7 @@ async fn finish(
             Link::Kept => {}
         }
         if links.associations.len() >= ASSOCIATIONS_PER_WRITE {
-            unit.upsert_associations(&links.associations).await?;
+            unit.upsert_decided(&links.associations).await?;
             links.associations.clear();
         }
     }

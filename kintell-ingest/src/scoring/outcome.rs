@@ -175,6 +175,95 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// [`Self::reasons_json`] as JSON text: the text `serde_json` writes for that document, written from the
+    /// reasons without building it (what a store writes for each association).
+    pub fn reasons_text(&self) -> String {
+        let mut out = String::with_capacity(
+            2 + self
+                .reasons
+                .iter()
+                .map(|r| 48 + r.detail.len())
+                .sum::<usize>(),
+        );
+        out.push('[');
+        for (i, r) in self.reasons.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            // The keys in `serde_json`'s order (sorted); the codes are snake_case ASCII, nothing to escape.
+            out.push_str("{\"code\":\"");
+            out.push_str(r.code.as_str());
+            out.push_str("\",\"detail\":");
+            push_json_string(&mut out, &r.detail);
+            out.push_str(",\"points\":");
+            out.push_str(itoa::Buffer::new().format(r.points));
+            out.push('}');
+        }
+        out.push(']');
+        out
+    }
+
+    /// [`Self::candidates_json`] as JSON text, written likewise.
+    pub fn candidates_text(&self) -> String {
+        let mut out = String::with_capacity(2 + 90 * self.candidates.len());
+        out.push('[');
+        for (i, c) in self.candidates.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"campaign\":\"");
+            out.push_str(
+                c.campaign
+                    .uuid()
+                    .hyphenated()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
+            );
+            out.push_str("\",\"confidence\":");
+            out.push_str(itoa::Buffer::new().format(c.confidence.get()));
+            out.push_str(",\"total\":");
+            out.push_str(itoa::Buffer::new().format(c.total));
+            out.push('}');
+        }
+        out.push(']');
+        out
+    }
+}
+
+/// Appends `s` as a JSON string, escaped exactly as `serde_json` escapes it: `"` and `\\`, the short escapes of
+/// backspace, form feed, newline, carriage return and tab, `\\u00XX` (lower-case hex) for the other control
+/// characters, everything else as it is.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte escaped is ASCII, so `i` and `i + 1` are character boundaries.
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
 impl Reason {
     fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -192,5 +281,77 @@ pub(crate) fn confidence(total: u32) -> Confidence {
         Ok(c) => c,
         // `capped` is at most `Confidence::MAX` and never negative.
         Err(_) => unreachable!("{capped} is a confidence"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scored(details: &[&str]) -> Outcome {
+        Outcome {
+            decision: Decision::Review,
+            confidence: confidence(70),
+            campaign: Some(CampaignId(uuid::Uuid::from_u128(7))),
+            instance: None,
+            reasons: details
+                .iter()
+                .zip(
+                    [
+                        ReasonCode::CompanyMatch,
+                        ReasonCode::Ambiguous,
+                        ReasonCode::Capped,
+                    ]
+                    .iter()
+                    .cycle(),
+                )
+                .enumerate()
+                .map(|(i, (d, code))| {
+                    Reason::new(
+                        *code,
+                        i32::try_from(i).unwrap_or(0) * 37 - 20,
+                        (*d).to_owned(),
+                    )
+                })
+                .collect(),
+            candidates: (0..3)
+                .map(|i| CandidateSummary {
+                    campaign: CampaignId(uuid::Uuid::from_u128(u128::MAX / 3 * i)),
+                    total: 140 - u32::try_from(i).unwrap_or(0) * 50,
+                    confidence: confidence(140 - u32::try_from(i).unwrap_or(0) * 50),
+                })
+                .collect(),
+        }
+    }
+
+    /// The text is byte for byte what `serde_json` writes for the document, so stores that write either read back
+    /// the same, and SQLite's stored text does not depend on the path that wrote it.
+    #[test]
+    fn explanation_text_is_serde_jsons_text_of_the_document() {
+        let cases = [
+            scored(&[]),
+            scored(&[
+                "company acme",
+                "tied with \"b\" and c\\d",
+                "a\tb\nc\r\u{8}\u{c}\u{0}\u{1f}\u{7f}é…✓",
+            ]),
+            Outcome::explicit(InstanceId(uuid::Uuid::from_u128(9)), None),
+        ];
+        for o in cases {
+            let reasons = serde_json::to_string(&o.reasons_json()).expect("reasons");
+            let candidates = serde_json::to_string(&o.candidates_json()).expect("candidates");
+            assert_eq!(o.reasons_text(), reasons);
+            assert_eq!(o.candidates_text(), candidates);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_detail_is_written_as_serde_json_writes_it(detail in any::<String>(), points in any::<i32>()) {
+            let mut o = scored(&[]);
+            o.reasons.push(Reason::new(ReasonCode::TagsPartial, points, detail));
+            prop_assert_eq!(o.reasons_text(), serde_json::to_string(&o.reasons_json()).expect("reasons"));
+        }
     }
 }

@@ -31,6 +31,7 @@ macro_rules! contract_tests {
                 one_in_flight_batch_per_entity_and_file,
                 batch_counters_are_checked,
                 associations_are_upserted_by_activity_and_keep_their_id,
+                decided_associations_are_stored_as_their_records,
                 human_and_explicit_decisions_are_sticky,
                 catalogue_is_loaded_and_found,
                 session_upserts_tell_outcomes_and_keep_lineage,
@@ -123,6 +124,7 @@ contract_tests!(postgres => |test: &'static str| async move {
 pub mod contract {
     use chrono::{DateTime, NaiveDate, Utc};
     use expect_test::{Expect, expect};
+    use kintell_ingest::association::{DecidedAssociation, DecidedBy};
     use kintell_ingest::domain::{
         ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId,
         BatchRecord, BatchStatus, BeneficiaryGroup, Campaign, CampaignId, CampaignStatus, Company,
@@ -137,6 +139,7 @@ pub mod contract {
     use kintell_ingest::ports::{
         BatchFilter, BatchGuard, StoreError, StoreResult, UnitOfWork, UpsertCounts,
     };
+    use kintell_ingest::scoring::{CandidateSummary, Outcome, Reason, ReasonCode};
     use kintell_ingest::store::Store;
     use serde_json::json;
     use std::fmt::Write as _;
@@ -325,6 +328,8 @@ pub mod contract {
         Users(Vec<User>),
         /// `upsert_associations`.
         Associations(Vec<Association>),
+        /// `upsert_decided`.
+        Decided(Vec<DecidedAssociation>),
         /// `BatchRepository::insert_batch`.
         InsertBatch(NewBatch),
         /// `BatchRepository::save_batch` with the guard of the stored row.
@@ -340,6 +345,7 @@ pub mod contract {
             Write::Instances(rows) => unit.upsert_instances(rows).await,
             Write::Users(rows) => unit.upsert_users(rows).await,
             Write::Associations(rows) => unit.upsert_associations(rows).await,
+            Write::Decided(rows) => unit.upsert_decided(rows).await,
             Write::InsertBatch(_) | Write::SaveBatch(_) => {
                 panic!("batch ledger writes are not unit-of-work writes")
             }
@@ -1653,6 +1659,97 @@ pub mod contract {
         assert_eq!(
             store.get_association(other.id).await.expect("get"),
             Some(other)
+        );
+    }
+
+    /// What an import or a backfill decided is stored as its record: the explanation written from the outcome reads
+    /// back as the record's documents, on the new rows' path and on the stored rows' path, and writing the same
+    /// association either way changes nothing.
+    pub async fn decided_associations_are_stored_as_their_records(store: &Store) {
+        let s = Seed::store(store).await;
+        let batch = store
+            .insert_batch(&new_batch(1, "a", "h1", "2024-06-01T10:00:00Z"))
+            .await
+            .expect("batch");
+        let reason = |code, points, detail: &str| Reason {
+            code,
+            points,
+            detail: detail.to_owned().into(),
+        };
+        let confidence = |n| Confidence::new(n).expect("confidence");
+        let auto = Outcome {
+            decision: Decision::Auto,
+            confidence: confidence(100),
+            campaign: Some(s.campaign.id),
+            instance: Some(s.instance.id),
+            reasons: vec![
+                reason(ReasonCode::CompanyMatch, 40, "company \"acme\"\tA\\S ✓"),
+                reason(ReasonCode::DateInWindow, 70, "line\nbreak \u{1}"),
+                reason(ReasonCode::Capped, -10, ""),
+            ],
+            candidates: vec![CandidateSummary {
+                campaign: s.campaign.id,
+                total: 110,
+                confidence: confidence(100),
+            }],
+        };
+        let none = Outcome {
+            decision: Decision::None,
+            confidence: confidence(0),
+            campaign: None,
+            instance: None,
+            reasons: vec![reason(ReasonCode::NoCompany, 0, "no company")],
+            candidates: Vec::new(),
+        };
+        let decided = |id: u128, activity: u128, kind, outcome: &Outcome| DecidedAssociation {
+            id: AssociationId(Uuid::from_u128(id)),
+            activity_kind: kind,
+            activity_id: ActivityId(Uuid::from_u128(activity)),
+            outcome: outcome.clone(),
+            policy_version: "2024.1".to_owned(),
+            decided_by: DecidedBy::Batch(batch.id),
+        };
+        let rows = vec![
+            decided(1, 100, ActivityKind::KintellSession, &auto),
+            decided(2, 101, ActivityKind::KintellSession, &none),
+            decided(
+                3,
+                100,
+                ActivityKind::BuddyMatch,
+                &Outcome::explicit(s.instance.id, Some(s.campaign.id)),
+            ),
+        ];
+        let c = commit(store, &[Write::Decided(rows.clone())])
+            .await
+            .expect("insert");
+        assert_eq!(counts(&c[0]), "3 inserted, 0 updated, 0 unchanged");
+        for d in &rows {
+            assert_eq!(
+                store.get_association(d.id).await.expect("get"),
+                Some(d.to_record())
+            );
+        }
+        let c = commit(store, &[Write::Decided(rows.clone())])
+            .await
+            .expect("again");
+        assert_eq!(counts(&c[0]), "0 inserted, 0 updated, 3 unchanged");
+        let records: Vec<Association> = rows.iter().map(DecidedAssociation::to_record).collect();
+        let c = commit(store, &[Write::Associations(records)])
+            .await
+            .expect("as records");
+        assert_eq!(counts(&c[0]), "0 inserted, 0 updated, 3 unchanged");
+
+        let rescored = decided(9, 101, ActivityKind::KintellSession, &auto);
+        let c = commit(store, &[Write::Decided(vec![rescored.clone()])])
+            .await
+            .expect("rescore");
+        assert_eq!(counts(&c[0]), "0 inserted, 1 updated, 0 unchanged");
+        assert_eq!(
+            store.get_association(rows[1].id).await.expect("get"),
+            Some(Association {
+                id: rows[1].id,
+                ..rescored.to_record()
+            })
         );
     }
 

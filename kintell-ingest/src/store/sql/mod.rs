@@ -30,6 +30,7 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
+use crate::association::DecidedAssociation;
 use crate::domain::{
     ActivityId, ActivityKind, ActivityLineage, Association, AssociationId, BatchId, BatchRecord,
     BeneficiaryGroup, Campaign, Company, CompletionKey, CompletionWrite, Email, Enrollment,
@@ -76,6 +77,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// A JSON document as bound to a JSON column.
     fn json(v: Option<&serde_json::Value>) -> Value;
+
+    /// A JSON document given as its text (valid JSON), as written to a JSON column by the multi-row writes.
+    fn json_text(text: String) -> Value;
 
     /// The statement that refreshes the planner's statistics of `tables`; `None` where the planner needs none
     /// kept fresh (SQLite plans from its indexes when it has no statistics).
@@ -686,10 +690,10 @@ impl<B: Backend> SqlUnit<B> {
     /// the port promises [`StoreError::MissingReference`] for an unknown batch: one count of the distinct batch
     /// ids (usually one) stands in for it. Batches are never deleted, so the count cannot go stale before the
     /// write.
-    async fn check_batches(&mut self, rows: &[Association]) -> StoreResult<()> {
+    async fn check_batches(&mut self, rows: &[impl query::AssociationWrite]) -> StoreResult<()> {
         let ids: std::collections::BTreeSet<uuid::Uuid> = rows
             .iter()
-            .filter_map(|a| a.batch_id)
+            .filter_map(query::AssociationWrite::batch)
             .map(BatchId::uuid)
             .collect();
         let ids: Vec<uuid::Uuid> = ids.into_iter().collect();
@@ -777,7 +781,10 @@ impl<B: Backend> SqlUnit<B> {
     /// The general path ([`Self::upsert`]) also copies new rows, but from values built for the upsert statement,
     /// which hold a copy of each explanation's JSON tree; here the explanations are written straight from the
     /// records. The keys of `rows` are distinct.
-    async fn associate_by_copy(&mut self, rows: &[Association]) -> StoreResult<UpsertCounts> {
+    async fn associate_by_copy(
+        &mut self,
+        rows: &[impl query::AssociationWrite + Sync],
+    ) -> StoreResult<UpsertCounts> {
         let spec = &query::UPSERT_ASSOCIATIONS;
         let doing = "upserting activity_associations";
         let mut counts = UpsertCounts::default();
@@ -794,7 +801,7 @@ impl<B: Backend> SqlUnit<B> {
                 spec.columns,
                 &present,
                 chunk.iter().enumerate().map(|(i, a)| (position(i), a)),
-                |a| query::association_copy_values::<B>(a).map(Cow::Owned),
+                |a| a.values::<B>(true).map(Cow::Owned),
                 doing,
             )
             .await?;
@@ -806,12 +813,29 @@ impl<B: Backend> SqlUnit<B> {
                 .enumerate()
                 .filter(|(i, _)| !copied.contains(&position(*i)))
                 .map(|(_, a)| query::association_row::<B>(a))
-                .collect();
+                .collect::<StoreResult<_>>()?;
             if !rest.is_empty() {
                 counts.add(query::run_upsert::<B>(&mut self.tx, spec, rest, false).await?);
             }
         }
         Ok(counts)
+    }
+
+    /// [`UnitOfWork::upsert_associations`] of records or of decided associations.
+    async fn associate(
+        &mut self,
+        rows: &[impl query::AssociationWrite + Sync],
+    ) -> StoreResult<UpsertCounts> {
+        self.check_batches(rows).await?;
+        let mut keys = HashSet::with_capacity(rows.len());
+        if B::COPY_NEW_ROWS && rows.iter().all(|a| keys.insert(a.activity())) {
+            return self.associate_by_copy(rows).await;
+        }
+        let rows = rows
+            .iter()
+            .map(query::association_row::<B>)
+            .collect::<StoreResult<_>>()?;
+        self.upsert(&query::UPSERT_ASSOCIATIONS, rows).await
     }
 
     /// Looks stored activities up by key (each key once), in as few statements as the bind limit allows.
@@ -1064,17 +1088,11 @@ impl<B: Backend> UnitOfWork for SqlUnit<B> {
     }
 
     async fn upsert_associations(&mut self, rows: &[Association]) -> StoreResult<UpsertCounts> {
-        self.check_batches(rows).await?;
-        let mut keys = HashSet::with_capacity(rows.len());
-        if B::COPY_NEW_ROWS
-            && rows
-                .iter()
-                .all(|a| keys.insert((a.activity_kind, a.activity_id)))
-        {
-            return self.associate_by_copy(rows).await;
-        }
-        let rows = rows.iter().map(query::association_row::<B>).collect();
-        self.upsert(&query::UPSERT_ASSOCIATIONS, rows).await
+        self.associate(rows).await
+    }
+
+    async fn upsert_decided(&mut self, rows: &[DecidedAssociation]) -> StoreResult<UpsertCounts> {
+        self.associate(rows).await
     }
 
     async fn insert_batch(&mut self, batch: &NewBatch) -> StoreResult<BatchRecord> {

@@ -40,6 +40,10 @@ impl Backend for PostgresBackend {
         Value::Json(v.map(|v| Box::new(v.clone())))
     }
 
+    fn json_text(text: String) -> Value {
+        rowdoc::raw_json(text)
+    }
+
     fn analyze(tables: &[&str]) -> Option<String> {
         let names: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
         Some(format!("ANALYZE {}", names.join(", ")))

@@ -1,15 +1,16 @@
 //! Statements of the SQL stores, built with sea-query for either backend, and the multi-row upsert.
 
 use super::{Backend, fetch, position, rowdoc, translate};
+use crate::association::DecidedAssociation;
 use crate::domain::{
-    ActivityId, ActivityKind, Association, BatchId, BatchRecord, BeneficiaryGroup, Campaign,
-    Company, CompletionKey, CompletionWrite, CourseStatus, Enrollment, EntityKind, MatchKey,
-    MatchWrite, NewBatch, ProgramInstance, RowErrorRecord, RowSource, SessionId, SessionWrite,
-    Tags, User, UserWrite,
+    ActivityId, ActivityKind, Association, AssociationId, BatchId, BatchRecord, BeneficiaryGroup,
+    Campaign, CampaignId, Company, CompletionKey, CompletionWrite, Confidence, CourseStatus,
+    Decision, Enrollment, EntityKind, InstanceId, MatchKey, MatchWrite, NewBatch, ProgramInstance,
+    RowErrorRecord, RowSource, RunId, SessionId, SessionWrite, Tags, User, UserWrite,
 };
 use crate::ports::{BatchFilter, BatchGuard, StoreError, StoreResult, UpsertCounts};
 use crate::store::lineage;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use sea_query::{
     Expr, ExprTrait, Func, InsertStatement, IntoIden, OnConflict, Order, Query, SelectStatement,
     TableRef, UpdateStatement, Value,
@@ -412,59 +413,166 @@ pub(super) fn user_row<B: Backend>(u: &User) -> KeyedRow {
     )
 }
 
-pub(super) fn association_row<B: Backend>(a: &Association) -> KeyedRow {
-    KeyedRow {
-        key: (a.activity_kind.as_str(), a.activity_id.uuid()),
-        values: association_values::<B>(a, B::json(Some(&a.reasons)), B::json(Some(&a.candidates))),
+/// An association as the store writes it: a record, or a decided association whose explanation is written as JSON
+/// text from its outcome.
+pub(super) trait AssociationWrite {
+    /// The activity's kind and id: the key.
+    fn activity(&self) -> (ActivityKind, ActivityId);
+
+    /// The batch that decided it, if a batch did.
+    fn batch(&self) -> Option<BatchId>;
+
+    /// Its values in the order of the columns, `reasons` and `candidates` as bound by backend `B` (`copy`: as
+    /// their JSON text, for COPY).
+    fn values<B: Backend>(&self, copy: bool) -> StoreResult<Vec<Value>>;
+}
+
+impl AssociationWrite for Association {
+    fn activity(&self) -> (ActivityKind, ActivityId) {
+        (self.activity_kind, self.activity_id)
     }
+
+    fn batch(&self) -> Option<BatchId> {
+        self.batch_id
+    }
+
+    fn values<B: Backend>(&self, copy: bool) -> StoreResult<Vec<Value>> {
+        let (reasons, candidates) = if copy {
+            // COPY reads a `jsonb` column from its text, written from the documents where they are.
+            (json_text(&self.reasons)?, json_text(&self.candidates)?)
+        } else {
+            (
+                B::json(Some(&self.reasons)),
+                B::json(Some(&self.candidates)),
+            )
+        };
+        Ok(association_values::<B>(
+            AssociationFields {
+                id: self.id,
+                kind: self.activity_kind,
+                activity: self.activity_id,
+                campaign: self.campaign_id,
+                instance: self.program_instance_id,
+                confidence: self.confidence,
+                decision: self.decision,
+                policy_version: &self.policy_version,
+                batch: self.batch_id,
+                run: self.run_id,
+                decided_by: self.decided_by.as_deref(),
+                decided_at: self.decided_at,
+            },
+            reasons,
+            candidates,
+        ))
+    }
+}
+
+impl AssociationWrite for DecidedAssociation {
+    fn activity(&self) -> (ActivityKind, ActivityId) {
+        (self.activity_kind, self.activity_id)
+    }
+
+    fn batch(&self) -> Option<BatchId> {
+        self.batch_id()
+    }
+
+    fn values<B: Backend>(&self, copy: bool) -> StoreResult<Vec<Value>> {
+        let o = &self.outcome;
+        let (reasons, candidates) = if copy {
+            (
+                Value::String(Some(o.reasons_text())),
+                Value::String(Some(o.candidates_text())),
+            )
+        } else {
+            (
+                B::json_text(o.reasons_text()),
+                B::json_text(o.candidates_text()),
+            )
+        };
+        Ok(association_values::<B>(
+            AssociationFields {
+                id: self.id,
+                kind: self.activity_kind,
+                activity: self.activity_id,
+                campaign: o.campaign,
+                instance: o.instance,
+                confidence: o.confidence,
+                decision: o.decision,
+                policy_version: &self.policy_version,
+                batch: self.batch_id(),
+                run: self.run_id(),
+                decided_by: None,
+                decided_at: None,
+            },
+            reasons,
+            candidates,
+        ))
+    }
+}
+
+/// The columns of an association but its explanation.
+struct AssociationFields<'a> {
+    id: AssociationId,
+    kind: ActivityKind,
+    activity: ActivityId,
+    campaign: Option<CampaignId>,
+    instance: Option<InstanceId>,
+    confidence: Confidence,
+    decision: Decision,
+    policy_version: &'a str,
+    batch: Option<BatchId>,
+    run: Option<RunId>,
+    decided_by: Option<&'a str>,
+    decided_at: Option<DateTime<Utc>>,
+}
+
+/// The row of an association for the upsert statement.
+pub(super) fn association_row<B: Backend>(a: &impl AssociationWrite) -> StoreResult<KeyedRow> {
+    let (kind, activity) = a.activity();
+    Ok(KeyedRow {
+        key: (kind.as_str(), activity.uuid()),
+        values: a.values::<B>(false)?,
+    })
 }
 
 /// The values of an association in the order of its columns, with its explanation as given.
 fn association_values<B: Backend>(
-    a: &Association,
+    a: AssociationFields<'_>,
     reasons: Value,
     candidates: Value,
 ) -> Vec<Value> {
     vec![
         uuid(a.id.uuid()),
-        text(a.activity_kind.as_str()),
-        uuid(a.activity_id.uuid()),
-        opt_uuid(a.campaign_id.map(|c| c.uuid())),
-        opt_uuid(a.program_instance_id.map(|i| i.uuid())),
+        text(a.kind.as_str()),
+        uuid(a.activity.uuid()),
+        opt_uuid(a.campaign.map(|c| c.uuid())),
+        opt_uuid(a.instance.map(|i| i.uuid())),
         Value::SmallInt(Some(i16::from(a.confidence.get()))),
         text(a.decision.as_str()),
         reasons,
-        text(&a.policy_version),
+        text(a.policy_version),
         candidates,
-        opt_uuid(a.batch_id.map(|b| b.uuid())),
-        opt_uuid(a.run_id.map(|r| r.uuid())),
-        opt_text(a.decided_by.as_deref()),
+        opt_uuid(a.batch.map(|b| b.uuid())),
+        opt_uuid(a.run.map(|r| r.uuid())),
+        opt_text(a.decided_by),
         B::timestamp(a.decided_at),
     ]
 }
 
 /// The key of an association: the activity's kind and id.
-pub(super) fn association_key(a: &Association) -> [Value; 2] {
-    [text(a.activity_kind.as_str()), uuid(a.activity_id.uuid())]
+pub(super) fn association_key(a: &impl AssociationWrite) -> [Value; 2] {
+    let (kind, activity) = a.activity();
+    [text(kind.as_str()), uuid(activity.uuid())]
 }
 
-/// The values of [`association_row`] for COPY's text format, with `reasons` and `candidates` as their JSON text,
-/// written from the documents where they are rather than from copies of them (COPY reads a `jsonb` column from
-/// its text).
-pub(super) fn association_copy_values<B: Backend>(a: &Association) -> StoreResult<Vec<Value>> {
-    let json = |v: &serde_json::Value| {
-        serde_json::to_string(v)
-            .map(|text| Value::String(Some(text)))
-            .map_err(|e| StoreError::Backend {
-                message: "writing an association's explanation".to_owned(),
-                source: Box::new(e),
-            })
-    };
-    Ok(association_values::<B>(
-        a,
-        json(&a.reasons)?,
-        json(&a.candidates)?,
-    ))
+/// A JSON document's text, as a text value.
+fn json_text(v: &serde_json::Value) -> StoreResult<Value> {
+    serde_json::to_string(v)
+        .map(|text| Value::String(Some(text)))
+        .map_err(|e| StoreError::Backend {
+            message: "writing an association's explanation".to_owned(),
+            source: Box::new(e),
+        })
 }
 
 // --- Batches -------------------------------------------------------------------------------------------------

@@ -17,6 +17,14 @@ use crate::ports::{StoreError, StoreResult};
 use sea_query::Value;
 use std::io::Write;
 
+/// A JSON document given as its text, as it travels in the row documents and in COPY: [`Value::Bytes`] holding
+/// that text, written as it is (in a document, the JSON itself; in COPY, the text, escaped). No column of the
+/// schema is `bytea`, so bytes mean nothing else here; bound as a parameter of an ordinary statement they would be
+/// refused by a JSON column as a type error, never stored as something else.
+pub(super) fn raw_json(text: String) -> Value {
+    Value::Bytes(Some(text.into_bytes()))
+}
+
 /// `[{"c1":v,…},…]`: each row an object keyed by `columns`, in order.
 pub(super) fn objects<R: AsRef<[Value]>>(
     columns: &[&str],
@@ -117,6 +125,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> StoreResult<()> {
             out.push(b'"');
         }
         Value::Json(Some(j)) => serde_json::to_writer(&mut *out, j.as_ref()).map_err(doc_error)?,
+        Value::Bytes(Some(json)) => out.extend_from_slice(json),
         null if is_null(null) => out.extend_from_slice(b"null"),
         other => {
             return Err(StoreError::Backend {
@@ -176,6 +185,7 @@ fn write_copy_value(out: &mut Vec<u8>, scratch: &mut Vec<u8>, value: &Value) -> 
             serde_json::to_writer(&mut *scratch, j.as_ref()).map_err(doc_error)?;
             escape_copy(out, scratch);
         }
+        Value::Bytes(Some(json)) => escape_copy(out, json),
         // Numbers have the same text in both formats; the other kinds are refused there too.
         other if !is_null(other) => write_value(out, other)?,
         _ => out.extend_from_slice(b"\\N"),
@@ -201,6 +211,7 @@ fn is_null(value: &Value) -> bool {
             | Value::ChronoDate(None)
             | Value::ChronoDateTimeUtc(None)
             | Value::Json(None)
+            | Value::Bytes(None)
     )
 }
 
@@ -377,6 +388,27 @@ mod tests {
         );
         assert!(copy_text(2, [row.as_slice()]).is_err());
         assert!(copy_text(1, [[Value::Double(Some(f64::INFINITY))].as_slice()]).is_err());
+    }
+
+    #[test]
+    fn json_given_as_text_is_written_as_the_document_it_is() {
+        let text = r#"[{"code":"a\nb","points":3}]"#;
+        let row = [
+            raw_json(text.to_owned()),
+            raw_json(String::new()),
+            Value::Bytes(None),
+        ];
+        let doc = objects(&["j"], [&row[..1]]).expect("encodes");
+        let parsed: serde_json::Value = serde_json::from_str(&doc).expect("valid JSON");
+        assert_eq!(
+            parsed,
+            serde_json::json!([{"j": [{"code": "a\nb", "points": 3}]}])
+        );
+        let copy = copy_text(3, [&row[..]]).expect("encodes");
+        assert_eq!(
+            String::from_utf8(copy).expect("UTF-8"),
+            "[{\"code\":\"a\\\\nb\",\"points\":3}]\t\t\\N\n"
+        );
     }
 
     #[test]

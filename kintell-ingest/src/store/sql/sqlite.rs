@@ -104,6 +104,10 @@ impl Backend for SqliteBackend {
         Value::String(v.map(serde_json::Value::to_string))
     }
 
+    fn json_text(text: String) -> Value {
+        Value::String(Some(text))
+    }
+
     fn analyze(_tables: &[&str]) -> Option<String> {
         None
     }

@@ -53,6 +53,10 @@ impl<B: Backend> Backend for Counting<B> {
         B::json(v)
     }
 
+    fn json_text(text: String) -> Value {
+        B::json_text(text)
+    }
+
     fn analyze(tables: &[&str]) -> Option<String> {
         B::analyze(tables)
     }
