@@ -572,6 +572,9 @@ user olek@example.com: participant Oleksandr - of - tags [] flags {"kintell_sour
             ),
             (100, 60, 10_000, len("program_instances"))
         );
+        // Read in pages: every row once, in id order.
+        assert!(c.campaigns.windows(2).all(|w| w[0].id < w[1].id));
+        assert!(c.instances.windows(2).all(|w| w[0].id < w[1].id));
         assert_eq!(store.count_users().await.expect("users"), 25_000);
         let v = store
             .user_by_email(&Email::parse("volunteer4321@volunteer.org").expect("email"))
