@@ -13,7 +13,8 @@
 #   time loading the dumps back with `\copy T from 'T.csv' csv`, all indexes in place.
 # - SQLite: copy the database file, empty the tables the import wrote (and VACUUM, so the file is as new), then time
 #   `INSERT INTO main.T SELECT * FROM copy.T` from the attached copy, in one transaction, all indexes in place, with
-#   the import's own pragmas (WAL, synchronous NORMAL, foreign keys on, the default page cache).
+#   the import's own pragmas (WAL, synchronous NORMAL, foreign keys on, wal_autocheckpoint 16384, journal_size_limit
+#   64 MiB, the default page cache).
 #
 # The tables a sessions import writes: ingestion_batches, ingestion_row_errors, kintell_sessions,
 # activity_associations, program_enrollments (users only with --create-missing-users, which the bench does not
@@ -104,6 +105,8 @@ if [ "$WHICH" = both ] || [ "$WHICH" = sqlite ]; then
         echo "PRAGMA journal_mode = WAL;"
         echo "PRAGMA synchronous = NORMAL;"
         echo "PRAGMA foreign_keys = ON;"
+        echo "PRAGMA wal_autocheckpoint = 16384;"
+        echo "PRAGMA journal_size_limit = 67108864;"
         echo "ATTACH '$WORK/copy.db' AS copy;"
         echo "BEGIN;"
         for t in $present; do echo "INSERT INTO main.$t SELECT * FROM copy.$t;"; done

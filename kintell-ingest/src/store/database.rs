@@ -27,6 +27,19 @@ use super::migrate::{
 /// How long a SQLite connection waits for another writer before giving up with "database is locked".
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// SQLite's `wal_autocheckpoint` on every connection: the WAL is copied back into the database once it holds this
+/// many pages (64 MiB of 4 KiB pages), instead of SQLite's 1,000.
+///
+/// An import commits one transaction per chunk, and the rows of a chunk land in every index at random places: at
+/// 300,000 rows one commit wrote some 14,000 pages to the WAL. With checkpoints every 1,000 pages each commit was
+/// followed by a checkpoint (two `fsync`s, and the copy of every page it touched); with this threshold a checkpoint
+/// comes every few chunks and copies a page the chunks share once (300,000 rows: about 10 % faster).
+pub const SQLITE_WAL_AUTOCHECKPOINT_PAGES: u32 = 16_384;
+
+/// SQLite's `journal_size_limit` on every connection: after a checkpoint the WAL file is cut back to this size
+/// (64 MiB) rather than keeping the size of the largest transaction it ever held.
+pub const SQLITE_JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Connections a pool keeps at most.
 const MAX_CONNECTIONS: u32 = 10;
 
@@ -127,7 +140,8 @@ pub enum ConnectError {
 #[derive(Debug, Clone)]
 pub enum Database {
     /// A SQLite database. Every connection has `foreign_keys = ON`, `journal_mode = WAL`,
-    /// `synchronous = NORMAL` and a [`SQLITE_BUSY_TIMEOUT`].
+    /// `synchronous = NORMAL`, a [`SQLITE_BUSY_TIMEOUT`], [`SQLITE_WAL_AUTOCHECKPOINT_PAGES`] and
+    /// [`SQLITE_JOURNAL_SIZE_LIMIT_BYTES`].
     #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
     /// A PostgreSQL database.
@@ -267,7 +281,15 @@ async fn connect_sqlite(url: &str) -> Result<Database, ConnectError> {
         .foreign_keys(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .pragma(
+            "wal_autocheckpoint",
+            SQLITE_WAL_AUTOCHECKPOINT_PAGES.to_string(),
+        )
+        .pragma(
+            "journal_size_limit",
+            SQLITE_JOURNAL_SIZE_LIMIT_BYTES.to_string(),
+        );
     let mut pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS);
     if is_sqlite_memory(url) {
         // An in-memory database lives as long as one connection to it does.

@@ -904,6 +904,15 @@ async fn sqlite_connections_get_the_pragmas_and_the_file_is_created() {
             .await
             .expect("busy");
         assert_eq!((fk, journal.as_str(), sync, busy), (1, "wal", 1, 5000));
+        let checkpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("wal_autocheckpoint");
+        let limit: i64 = sqlx::query_scalar("PRAGMA journal_size_limit")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("journal_size_limit");
+        assert_eq!((checkpoint, limit), (16_384, 64 * 1024 * 1024));
     }
     drop((a, b));
     db.close().await;
