@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// Rows of the generated file: with chunks of [`CHUNK`] rows the import takes a hundred transactions, long enough
-/// to be seen mid-way, short enough for a debug build.
+/// Rows of the generated file: with chunks of [`CHUNK`] rows the import takes 400 transactions, long enough to be
+/// seen mid-way, to be refused to a second worker and to be killed mid-way (with chunks of 40 a faster import
+/// once finished before the second worker had started).
 const ROWS: u64 = 4_000;
-const CHUNK: u64 = 40;
+const CHUNK: u64 = 10;
 
 /// How long any awaited condition may take before the test gives up.
 const DEADLINE: Duration = Duration::from_secs(300);
