@@ -60,6 +60,24 @@ pub enum DecidedBy {
     Run(RunId),
 }
 
+impl DecidedBy {
+    /// The batch, for an import.
+    pub fn batch(self) -> Option<BatchId> {
+        match self {
+            DecidedBy::Batch(b) => Some(b),
+            DecidedBy::Run(_) => None,
+        }
+    }
+
+    /// The run, for a backfill.
+    pub fn run(self) -> Option<RunId> {
+        match self {
+            DecidedBy::Run(r) => Some(r),
+            DecidedBy::Batch(_) => None,
+        }
+    }
+}
+
 /// A campaign index with the policy it scores by: associates activities and builds their association records.
 #[derive(Debug)]
 pub struct Associator {
@@ -157,18 +175,12 @@ impl DecidedAssociation {
 
     /// The batch that decided it, for an import.
     pub fn batch_id(&self) -> Option<BatchId> {
-        match self.decided_by {
-            DecidedBy::Batch(b) => Some(b),
-            DecidedBy::Run(_) => None,
-        }
+        self.decided_by.batch()
     }
 
     /// The run that decided it, for a backfill.
     pub fn run_id(&self) -> Option<RunId> {
-        match self.decided_by {
-            DecidedBy::Run(r) => Some(r),
-            DecidedBy::Batch(_) => None,
-        }
+        self.decided_by.run()
     }
 }
 
@@ -181,10 +193,6 @@ pub fn record(
     version: &str,
     by: DecidedBy,
 ) -> Association {
-    let (batch_id, run_id) = match by {
-        DecidedBy::Batch(b) => (Some(b), None),
-        DecidedBy::Run(r) => (None, Some(r)),
-    };
     Association {
         id,
         activity_kind: kind,
@@ -196,8 +204,8 @@ pub fn record(
         reasons: outcome.reasons_json(),
         policy_version: version.to_owned(),
         candidates: outcome.candidates_json(),
-        batch_id,
-        run_id,
+        batch_id: by.batch(),
+        run_id: by.run(),
         decided_by: None,
         decided_at: None,
     }

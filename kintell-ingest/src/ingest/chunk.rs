@@ -6,7 +6,7 @@
 //! under the chunk's keys in one query, for `duplicate_in_file`. Then every record is judged in file order (the
 //! checks that need the database, in header order, the first problem deciding the code), and the chunk's writes
 //! follow: users to create, the activity rows with their lineage, the `explicit` associations and enrolments of
-//! linked rows, and the row errors. The caller saves the batch's checkpoint in the same unit. Association records
+//! linked rows, and the row errors. The caller saves the batch's checkpoint in the same unit. Associations
 //! are the one exception to "one upsert per table": they are written [`ASSOCIATIONS_PER_WRITE`] at a time, because
 //! their explanations, held for a whole chunk, would weigh more than the rest of it.
 
@@ -922,8 +922,8 @@ async fn finish(
     links.write(unit).await
 }
 
-/// The most association records a chunk holds before writing them: each carries its explanation as JSON trees of
-/// a few kilobytes, which for a whole chunk would weigh more than the rest of it.
+/// The most associations a chunk holds before writing them: each carries its outcome's reasons and candidates
+/// (about a kilobyte), which for a whole chunk would weigh more than the rest of it.
 const ASSOCIATIONS_PER_WRITE: usize = 2_500;
 
 /// The instances the rows name (one query), plus the batch's own; none when the batch's instance is explicit.

@@ -765,9 +765,9 @@ impl<B: Backend> SqlUnit<B> {
 
     /// Associations whose activities have none stored yet, by COPY; the others through the upsert statement.
     ///
-    /// The general path ([`Self::upsert`]) also copies new rows, but from values built for the upsert statement,
-    /// which hold a copy of each explanation's JSON tree; here the explanations are written straight from the
-    /// records. The keys of `rows` are distinct.
+    /// The general path ([`Self::upsert`]) also copies new rows, but from values built for the upsert statement;
+    /// here the COPY text of each explanation is written straight from the record or the outcome, and only for
+    /// the rows found new. The keys of `rows` are distinct.
     async fn associate_by_copy(
         &mut self,
         rows: &[impl query::AssociationWrite + Sync],
